@@ -1,0 +1,212 @@
+// Package engine runs a plan: named steps with declared needs, each started
+// the moment its needs are done, with concurrency capped per resource class.
+// The same plan runs in three modes so they can be compared honestly:
+// dataflow (the default), phased (a barrier between phases, the design this
+// project replaces) and sequential (one step at a time).
+package engine
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+)
+
+// Phase groups steps for phased mode: every step of a phase waits for every
+// step of the phases before it.
+type Phase int
+
+// The phases of an E2E setup, in the order the phased design runs them.
+const (
+	PhaseBuild Phase = iota + 1
+	PhaseCluster
+	PhaseLoad
+	PhaseApply
+	PhaseWait
+	PhaseTest
+)
+
+var phaseNames = map[Phase]string{
+	PhaseBuild: "build", PhaseCluster: "cluster", PhaseLoad: "load",
+	PhaseApply: "apply", PhaseWait: "wait", PhaseTest: "test",
+}
+
+func (p Phase) String() string {
+	if n, ok := phaseNames[p]; ok {
+		return n
+	}
+	return fmt.Sprintf("phase%d", int(p))
+}
+
+// Step is one named unit of work.
+type Step struct {
+	Name string
+	// Needs names the steps that must be done before this one starts.
+	Needs []string
+	// Class names a resource class whose concurrency the plan caps
+	// (Plan.Limits); empty means uncapped.
+	Class string
+	// Phase places the step for phased mode.
+	Phase Phase
+	// OnFailure marks a finally step that runs only when the plan failed or
+	// was interrupted (diagnostics); other finally steps always run.
+	OnFailure bool
+	// Run does the work; it writes its output to w, never to a shared stdout.
+	Run func(ctx context.Context, w io.Writer) error
+}
+
+// Plan is a set of steps with their needs, plus finally steps that run after
+// the rest, in order, whatever happened (teardown, diagnostics).
+type Plan struct {
+	Name    string
+	Steps   []Step
+	Finally []Step
+	// Limits caps the number of running steps per class; a class not listed
+	// is uncapped.
+	Limits map[string]int
+}
+
+// Validate reports duplicate names, unknown needs and cycles.
+func (p *Plan) Validate() error {
+	idx := map[string]int{}
+	for i, s := range append(slices.Clone(p.Steps), p.Finally...) {
+		if s.Name == "" {
+			return fmt.Errorf("plan %s: step %d has no name", p.Name, i)
+		}
+		if _, dup := idx[s.Name]; dup {
+			return fmt.Errorf("plan %s: two steps are named %q", p.Name, s.Name)
+		}
+		if s.Run == nil {
+			return fmt.Errorf("plan %s: step %q has nothing to run", p.Name, s.Name)
+		}
+		idx[s.Name] = i
+	}
+	for _, s := range p.Steps {
+		for _, n := range s.Needs {
+			j, ok := idx[n]
+			if !ok || j >= len(p.Steps) {
+				return fmt.Errorf("plan %s: step %q needs %q, which is not a step of the plan", p.Name, s.Name, n)
+			}
+		}
+	}
+	for _, s := range p.Finally {
+		if len(s.Needs) > 0 {
+			return fmt.Errorf("plan %s: finally step %q cannot have needs: finally steps run in order", p.Name, s.Name)
+		}
+	}
+	for c, l := range p.Limits {
+		if l < 1 {
+			return fmt.Errorf("plan %s: class %q has limit %d; it must be at least 1", p.Name, c, l)
+		}
+	}
+	if cyc := p.cycle(); cyc != nil {
+		return fmt.Errorf("plan %s: the needs form a cycle: %s", p.Name, strings.Join(cyc, " → "))
+	}
+	return nil
+}
+
+// cycle returns one cycle of needs (first name repeated at the end), or nil.
+func (p *Plan) cycle() []string {
+	needs := map[string][]string{}
+	for _, s := range p.Steps {
+		needs[s.Name] = s.Needs
+	}
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var found []string
+	var visit func(string) bool
+	visit = func(n string) bool {
+		color[n] = grey
+		stack = append(stack, n)
+		for _, m := range needs[n] {
+			switch color[m] {
+			case grey:
+				i := slices.Index(stack, m)
+				found = append(slices.Clone(stack[i:]), m)
+				return true
+			case white:
+				if visit(m) {
+					return true
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[n] = black
+		return false
+	}
+	for _, s := range p.Steps {
+		if color[s.Name] == white && visit(s.Name) {
+			// The path was walked from a step to what it needs: reverse it
+			// so it reads in the order the steps would run.
+			slices.Reverse(found)
+			return found
+		}
+	}
+	return nil
+}
+
+// effectiveNeeds returns the needs the scheduler honours for step i in mode m.
+// In phased mode a need on a step of a later phase is dropped: the phased
+// design applies everything before it waits for anything.
+func (p *Plan) effectiveNeeds(m Mode, i int) []string {
+	s := p.Steps[i]
+	if m != Phased {
+		return s.Needs
+	}
+	phase := map[string]Phase{}
+	for _, t := range p.Steps {
+		phase[t.Name] = t.Phase
+	}
+	var out []string
+	for _, n := range s.Needs {
+		if phase[n] <= s.Phase {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Describe writes the plan as the scheduler sees it in mode m: each step with
+// its class, phase and the needs it waits for.
+func (p *Plan) Describe(w io.Writer, m Mode) {
+	fmt.Fprintf(w, "plan %s, mode %s\n", p.Name, m)
+	if len(p.Limits) > 0 {
+		var ls []string
+		for c, l := range p.Limits {
+			ls = append(ls, fmt.Sprintf("%s=%d", c, l))
+		}
+		slices.Sort(ls)
+		fmt.Fprintf(w, "  class limits: %s\n", strings.Join(ls, " "))
+	}
+	switch m {
+	case Sequential:
+		fmt.Fprintln(w, "  one step at a time, in this order")
+	case Phased:
+		fmt.Fprintln(w, "  a barrier after each phase; needs on a later phase are dropped")
+	}
+	for i, s := range p.Steps {
+		needs := p.effectiveNeeds(m, i)
+		class := s.Class
+		if class == "" {
+			class = "-"
+		}
+		n := "-"
+		if len(needs) > 0 {
+			n = strings.Join(needs, ", ")
+		}
+		fmt.Fprintf(w, "  %-28s phase=%-7s class=%-14s needs: %s\n", s.Name, s.Phase, class, n)
+	}
+	for _, s := range p.Finally {
+		when := "always"
+		if s.OnFailure {
+			when = "on failure"
+		}
+		fmt.Fprintf(w, "  %-28s finally (%s)\n", s.Name, when)
+	}
+}

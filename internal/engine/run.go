@@ -1,0 +1,265 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime/debug"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// Mode selects how a plan is scheduled.
+type Mode string
+
+// The scheduling modes.
+const (
+	Dataflow   Mode = "dataflow"
+	Phased     Mode = "phased"
+	Sequential Mode = "sequential"
+)
+
+// ParseMode accepts "" (dataflow) and the three mode names.
+func ParseMode(s string) (Mode, error) {
+	switch Mode(s) {
+	case "", Dataflow:
+		return Dataflow, nil
+	case Phased, Sequential:
+		return Mode(s), nil
+	}
+	return "", fmt.Errorf("unknown mode %q: use dataflow, phased or sequential", s)
+}
+
+// State is what became of a step.
+type State string
+
+// The states a step ends in.
+const (
+	Done     State = "done"
+	Failed   State = "failed"
+	Canceled State = "canceled" // started, then cut short by another failure or Ctrl-C
+	Skipped  State = "skipped"  // never started
+)
+
+// Options configure a run.
+type Options struct {
+	Mode Mode
+	// Out receives the step blocks and status lines; nil discards them.
+	Out io.Writer
+	// Style chooses how output is framed; zero is Plain.
+	Style Style
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+	// FinallyTimeout bounds each finally step (default 5 min): they run
+	// after Ctrl-C too, so they cannot inherit the canceled context.
+	FinallyTimeout time.Duration
+}
+
+// StepResult records one step's outcome.
+type StepResult struct {
+	Name    string        `json:"name"`
+	Needs   []string      `json:"needs,omitempty"`
+	Class   string        `json:"class,omitempty"`
+	Phase   string        `json:"phase,omitempty"`
+	Finally bool          `json:"finally,omitempty"`
+	State   State         `json:"state"`
+	Start   time.Duration `json:"start_ns"` // since the run started
+	End     time.Duration `json:"end_ns"`
+	Error   string        `json:"error,omitempty"`
+}
+
+// Duration is how long the step ran.
+func (r StepResult) Duration() time.Duration { return r.End - r.Start }
+
+// Result is the timeline of a run.
+type Result struct {
+	Plan    string         `json:"plan"`
+	Mode    Mode           `json:"mode"`
+	Started time.Time      `json:"started"`
+	Steps   []StepResult   `json:"steps"`
+	Limits  map[string]int `json:"limits,omitempty"`
+	// Makespan is the time from the start to the end of the last non-finally step.
+	Makespan time.Duration `json:"makespan_ns"`
+	Total    time.Duration `json:"total_ns"`
+}
+
+// StepError is the error of the step that failed the plan.
+type StepError struct {
+	Step string
+	Err  error
+}
+
+func (e *StepError) Error() string { return fmt.Sprintf("step %q: %v", e.Step, e.Err) }
+func (e *StepError) Unwrap() error { return e.Err }
+
+type event struct {
+	i          int
+	err        error
+	afterAbort bool // the run was already canceled when the step returned
+	end        time.Time
+}
+
+// Run executes the plan and returns its timeline. The error is the first
+// step failure (a *StepError), or the context's error if the run was
+// interrupted, joined with every error a finally step met.
+func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.FinallyTimeout == 0 {
+		o.FinallyTimeout = 5 * time.Minute
+	}
+	mode, err := ParseMode(string(o.Mode))
+	if err != nil {
+		return nil, err
+	}
+	out := newPrinter(o.Out, o.Style, o.Now)
+	defer out.close()
+
+	start := o.Now()
+	res := &Result{Plan: p.Name, Mode: mode, Started: start, Limits: p.Limits}
+	n := len(p.Steps)
+	for _, s := range p.Steps {
+		res.Steps = append(res.Steps, StepResult{Name: s.Name, Needs: s.Needs, Class: s.Class, Phase: s.Phase.String(), State: Skipped})
+	}
+	since := func(t time.Time) time.Duration { return t.Sub(start) }
+
+	needs := make([][]string, n)
+	for i := range p.Steps {
+		needs[i] = p.effectiveNeeds(mode, i)
+	}
+	const (
+		pending = iota
+		running
+		finished
+	)
+	state := make([]int, n)
+	done := map[string]bool{}
+	classRunning := map[string]int{}
+	nRunning := 0
+
+	g, gctx := errgroup.WithContext(ctx)
+	events := make(chan event, n)
+
+	eligible := func(i int) bool {
+		s := p.Steps[i]
+		if state[i] != pending {
+			return false
+		}
+		if mode == Sequential && nRunning > 0 {
+			return false
+		}
+		if l, capped := p.Limits[s.Class]; capped && classRunning[s.Class] >= l {
+			return false
+		}
+		for _, nd := range needs[i] {
+			if !done[nd] {
+				return false
+			}
+		}
+		if mode == Phased {
+			for j, t := range p.Steps {
+				if t.Phase < s.Phase && state[j] != finished {
+					return false
+				}
+			}
+		}
+		return true
+	}
+
+	var planErr error
+	finishedCount := 0
+	for finishedCount < n {
+		if gctx.Err() == nil {
+			for i := range p.Steps {
+				if !eligible(i) {
+					continue
+				}
+				s := p.Steps[i]
+				state[i] = running
+				nRunning++
+				classRunning[s.Class]++
+				t0 := o.Now()
+				res.Steps[i].Start = since(t0)
+				w := out.begin(s.Name, t0)
+				g.Go(func() error {
+					err := safeRun(gctx, s, w)
+					ev := event{i: i, err: err, afterAbort: gctx.Err() != nil, end: o.Now()}
+					events <- ev
+					return err
+				})
+			}
+		}
+		if nRunning == 0 {
+			break // nothing runs and nothing can start: the run was aborted
+		}
+		ev := <-events
+		s := p.Steps[ev.i]
+		state[ev.i] = finished
+		finishedCount++
+		nRunning--
+		classRunning[s.Class]--
+		r := &res.Steps[ev.i]
+		r.End = since(ev.end)
+		switch {
+		case ev.err == nil:
+			r.State = Done
+			done[s.Name] = true
+		case ev.afterAbort:
+			r.State = Canceled
+			r.Error = ev.err.Error()
+		default:
+			r.State = Failed
+			r.Error = ev.err.Error()
+			if planErr == nil {
+				planErr = &StepError{Step: s.Name, Err: ev.err}
+			}
+		}
+		out.end(s.Name, r.State, r.Duration(), ev.err)
+	}
+	_ = g.Wait() // every step goroutine has sent its event; this only joins them
+	if planErr == nil && ctx.Err() != nil {
+		planErr = fmt.Errorf("interrupted: %w", context.Cause(ctx))
+	}
+	for _, r := range res.Steps {
+		if r.End > res.Makespan {
+			res.Makespan = r.End
+		}
+	}
+
+	var finErrs []error
+	for _, s := range p.Finally {
+		if s.OnFailure && planErr == nil {
+			continue
+		}
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FinallyTimeout)
+		t0 := o.Now()
+		w := out.begin(s.Name, t0)
+		err := safeRun(fctx, s, w)
+		cancel()
+		r := StepResult{Name: s.Name, Finally: true, State: Done, Start: since(t0), End: since(o.Now())}
+		if err != nil {
+			r.State, r.Error = Failed, err.Error()
+			finErrs = append(finErrs, &StepError{Step: s.Name, Err: err})
+		}
+		res.Steps = append(res.Steps, r)
+		out.end(s.Name, r.State, r.Duration(), err)
+	}
+	res.Total = since(o.Now())
+	return res, errors.Join(append([]error{planErr}, finErrs...)...)
+}
+
+// safeRun runs a step and turns a panic into an error carrying its stack.
+func safeRun(ctx context.Context, s Step, w io.Writer) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+		}
+	}()
+	return s.Run(ctx, w)
+}
