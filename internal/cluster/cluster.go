@@ -1,0 +1,281 @@
+// Package cluster makes, finds and deletes kind clusters through kind's Go
+// library, each with a kubeconfig file of its own: the user's kubeconfig
+// and current context are never touched.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	kindlog "sigs.k8s.io/kind/pkg/log"
+
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+// Prefix starts the name of every cluster testbed makes.
+const Prefix = "testbed-"
+
+// NameFor is the cluster name of a service's E2E environment.
+func NameFor(service string) string { return Prefix + service }
+
+// Cluster is one kind cluster and its own kubeconfig file.
+type Cluster struct {
+	Name       string
+	Kubeconfig string
+	provider   *cluster.Provider
+}
+
+// StateDir is where a cluster's kubeconfig lives: under the user's cache
+// directory, never ~/.kube.
+func StateDir(name string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for the kubeconfig: %w", err)
+	}
+	return filepath.Join(base, "testbed", name), nil
+}
+
+// Open returns a handle on the named cluster, whether or not it exists.
+func Open(name string, w io.Writer) (*Cluster, error) {
+	dir, err := StateDir(name)
+	if err != nil {
+		return nil, err
+	}
+	return &Cluster{
+		Name:       name,
+		Kubeconfig: filepath.Join(dir, "kubeconfig"),
+		provider:   cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(writerLogger{w})),
+	}, nil
+}
+
+// Exists reports whether kind knows the cluster.
+func (c *Cluster) Exists(ctx context.Context) (bool, error) {
+	names, err := withDeadline(ctx, 30*time.Second, "listing kind clusters", c.provider.List)
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(names, c.Name), nil
+}
+
+// CreateOptions configure a new cluster.
+type CreateOptions struct {
+	// NodeImage is the kind node image; empty means kind's default.
+	NodeImage string
+	// Ports are mapped from the node to 127.0.0.1 on the host.
+	Ports []topology.Port
+	// Service is named in the error when a port is taken.
+	Service string
+	// Reuse keeps an existing cluster instead of failing.
+	Reuse bool
+}
+
+// Create makes the cluster, or with Reuse returns the existing one. It
+// checks the host ports first, and if ctx ends while kind works it waits for
+// kind to stop and deletes what it made.
+func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (reused bool, err error) {
+	exists, err := c.Exists(ctx)
+	if err != nil {
+		return false, err
+	}
+	if exists {
+		if !o.Reuse {
+			return false, fmt.Errorf("cluster %s already exists: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it", c.Name, o.Service)
+		}
+		if err := c.writeKubeconfig(ctx); err != nil {
+			return false, err
+		}
+		fmt.Fprintf(w, "reusing cluster %s (kubeconfig %s)\n", c.Name, c.Kubeconfig)
+		return true, nil
+	}
+	if err := PortsFree(o.Ports, o.Service); err != nil {
+		return false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
+		return false, err
+	}
+	cfg := &v1alpha4.Cluster{
+		TypeMeta:   v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
+		Networking: v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
+		Nodes:      []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}},
+	}
+	for _, p := range o.Ports {
+		cfg.Nodes[0].ExtraPortMappings = append(cfg.Nodes[0].ExtraPortMappings, v1alpha4.PortMapping{
+			ContainerPort: int32(p.NodePort), HostPort: int32(p.HostPort), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
+		})
+	}
+	opts := []cluster.CreateOption{
+		cluster.CreateWithV1Alpha4Config(cfg),
+		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
+		cluster.CreateWithWaitForReady(3 * time.Minute),
+		cluster.CreateWithDisplayUsage(false),
+		cluster.CreateWithDisplaySalutation(false),
+	}
+	if o.NodeImage != "" {
+		opts = append(opts, cluster.CreateWithNodeImage(o.NodeImage))
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.provider.Create(c.Name, opts...) }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// kind's Create takes no context: let it stop, then remove what it made.
+		fmt.Fprintf(w, "interrupted: waiting for kind to finish, then deleting %s\n", c.Name)
+		<-done
+		return false, errors.Join(ctx.Err(), c.Delete(context.WithoutCancel(ctx), w))
+	}
+	if err != nil {
+		// kind deletes a cluster whose creation failed (no Retain).
+		return false, fmt.Errorf("kind create cluster %s: %w%s", c.Name, err, nodeImageHint(err, o.NodeImage))
+	}
+	return false, os.Chmod(c.Kubeconfig, 0o600)
+}
+
+func nodeImageHint(err error, image string) string {
+	s := err.Error()
+	if strings.Contains(s, "pull") || strings.Contains(s, "image") {
+		if image == "" {
+			image = "kind's default node image"
+		}
+		return fmt.Sprintf("\n%s could not be used: set E2E_NODE_IMAGE to a node image present here (offline: eval \"$(../shared/tools/offline-kind/build.sh env)\")", image)
+	}
+	return ""
+}
+
+// writeKubeconfig (re)writes the cluster's own kubeconfig, mode 0600.
+func (c *Cluster) writeKubeconfig(ctx context.Context) error {
+	cfg, err := withDeadline(ctx, 30*time.Second, "reading the kubeconfig", func() (string, error) { return c.provider.KubeConfig(c.Name, false) })
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(c.Kubeconfig, []byte(cfg), 0o600)
+}
+
+// EnsureKubeconfig makes sure the kubeconfig file of an existing cluster is
+// present, for targets run against a kept cluster.
+func (c *Cluster) EnsureKubeconfig(ctx context.Context) error {
+	ok, err := c.Exists(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("cluster %s does not exist: create it with `go run magefile.go cluster:create <service>` or keep one with E2E_KEEP_CLUSTER=1", c.Name)
+	}
+	return c.writeKubeconfig(ctx)
+}
+
+// Delete removes the cluster and its kubeconfig; deleting a cluster that
+// does not exist succeeds.
+func (c *Cluster) Delete(ctx context.Context, w io.Writer) error {
+	_, err := withDeadline(ctx, 2*time.Minute, "deleting cluster "+c.Name, func() (struct{}, error) {
+		return struct{}{}, c.provider.Delete(c.Name, c.Kubeconfig)
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "deleted cluster %s\n", c.Name)
+	return os.RemoveAll(filepath.Dir(c.Kubeconfig))
+}
+
+// CollectLogs writes kind's node logs into dir.
+func (c *Cluster) CollectLogs(ctx context.Context, dir string) error {
+	_, err := withDeadline(ctx, 2*time.Minute, "collecting node logs", func() (struct{}, error) {
+		return struct{}{}, c.provider.CollectLogs(c.Name, dir)
+	})
+	return err
+}
+
+// Nodes lists the nodes that run workloads.
+func (c *Cluster) Nodes(ctx context.Context) ([]nodes.Node, error) {
+	return withDeadline(ctx, 30*time.Second, "listing nodes", func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
+}
+
+// List returns the names of every testbed cluster.
+func List(ctx context.Context) ([]string, error) {
+	p := cluster.NewProvider(cluster.ProviderWithDocker())
+	names, err := withDeadline(ctx, 30*time.Second, "listing kind clusters", p.List)
+	if err != nil {
+		return nil, err
+	}
+	var ours []string
+	for _, n := range names {
+		if strings.HasPrefix(n, Prefix) {
+			ours = append(ours, n)
+		}
+	}
+	return ours, nil
+}
+
+// PortsFree fails at once, naming the port and the service, when a host
+// port the cluster would map is already taken.
+func PortsFree(ports []topology.Port, service string) error {
+	var errs []error
+	for _, p := range ports {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p.HostPort))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("host port 127.0.0.1:%d, which service %s maps to its %s NodePort %d, is in use: stop what listens there (ss -ltnp 'sport = :%d') or delete the cluster that holds it", p.HostPort, service, p.Name, p.NodePort, p.HostPort))
+			continue
+		}
+		l.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// withDeadline runs a call that takes no context (kind's library) under a
+// deadline. On expiry it returns at once; the call finishes in the
+// background, its result dropped.
+func withDeadline[T any](ctx context.Context, d time.Duration, what string, f func() (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	type result struct {
+		v   T
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		v, err := f()
+		ch <- result{v, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.v, r.err
+	case <-ctx.Done():
+		var zero T
+		return zero, fmt.Errorf("%s: %w", what, ctx.Err())
+	}
+}
+
+// writerLogger routes kind's user-facing messages to a step's writer.
+type writerLogger struct{ w io.Writer }
+
+var _ kindlog.Logger = writerLogger{}
+
+func (l writerLogger) Warn(m string)               { fmt.Fprintln(l.w, m) }
+func (l writerLogger) Warnf(f string, a ...any)    { fmt.Fprintf(l.w, f+"\n", a...) }
+func (l writerLogger) Error(m string)              { fmt.Fprintln(l.w, m) }
+func (l writerLogger) Errorf(f string, a ...any)   { fmt.Fprintf(l.w, f+"\n", a...) }
+func (l writerLogger) V(v kindlog.Level) kindlog.InfoLogger {
+	if v > 0 {
+		return kindlog.NoopInfoLogger{}
+	}
+	return infoLogger(l)
+}
+
+type infoLogger struct{ w io.Writer }
+
+func (l infoLogger) Info(m string)            { fmt.Fprintln(l.w, m) }
+func (l infoLogger) Infof(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
+func (l infoLogger) Enabled() bool            { return true }

@@ -1,0 +1,200 @@
+package kube
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// FieldManager owns every field testbed applies.
+const FieldManager = "testbed"
+
+// requestTimeout bounds each API request that is not a watch.
+const requestTimeout = 30 * time.Second
+
+// Client talks to one cluster.
+type Client struct {
+	Core    kubernetes.Interface
+	Dynamic dynamic.Interface
+	mapper  *restmapper.DeferredDiscoveryRESTMapper
+}
+
+// NewClient connects through the kubeconfig file at path (the cluster's
+// own, never the user's default).
+func NewClient(path string) (*Client, error) {
+	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig %s: %w", path, err)
+	}
+	cfg.QPS, cfg.Burst = 50, 100
+	return newClient(cfg)
+}
+
+func newClient(cfg *rest.Config) (*Client, error) {
+	core, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(core.Discovery()))
+	return &Client{Core: core, Dynamic: dyn, mapper: mapper}, nil
+}
+
+// resource finds the API resource of an object. A kind it does not know
+// refreshes the discovery cache once: a CRD may just have been Established.
+func (c *Client) resource(o *unstructured.Unstructured) (*meta.RESTMapping, error) {
+	gvk := o.GroupVersionKind()
+	m, err := c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	if meta.IsNoMatchError(err) {
+		c.mapper.Reset()
+		m, err = c.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the cluster does not serve %s: %w", gvk, err)
+	}
+	return m, nil
+}
+
+func (c *Client) resourceFor(o *unstructured.Unstructured) (dynamic.ResourceInterface, error) {
+	m, err := c.resource(o)
+	if err != nil {
+		return nil, err
+	}
+	if m.Scope.Name() == meta.RESTScopeNameNamespace {
+		return c.Dynamic.Resource(m.Resource).Namespace(o.GetNamespace()), nil
+	}
+	return c.Dynamic.Resource(m.Resource), nil
+}
+
+// Apply server-side applies the objects into namespace ns (namespaced kinds
+// only). An error names the manifest file and the object.
+func (c *Client) Apply(ctx context.Context, ns string, objs []Object, w io.Writer) error {
+	for _, o := range objs {
+		m, err := c.resource(o.Unstructured)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", o.Source, o, err)
+		}
+		if m.Scope.Name() == meta.RESTScopeNameNamespace {
+			o.SetNamespace(ns)
+		}
+		verb, err := c.applyOne(ctx, o)
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", o.Source, o, err)
+		}
+		fmt.Fprintf(w, "%s %s\n", o, verb)
+	}
+	return nil
+}
+
+func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
+	ri, err := c.resourceFor(o.Unstructured)
+	if err != nil {
+		return "", err
+	}
+	data, err := json.Marshal(o.Object)
+	if err != nil {
+		return "", err
+	}
+	patch := func() (*unstructured.Unstructured, error) {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
+		force := true
+		return ri.Patch(rctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+	}
+	before := resourceVersion(ctx, ri, o.GetName())
+	got, err := patch()
+	if err != nil && o.GetKind() == "Job" && apierrors.IsInvalid(err) {
+		// A Job's pod template is immutable: a changed Job is replaced.
+		if err := deleteAndWait(ctx, ri, o.GetName()); err != nil {
+			return "", fmt.Errorf("replacing the Job: %w", err)
+		}
+		got, err = patch()
+		if err == nil {
+			return "replaced", nil
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case before == "":
+		return "created", nil
+	case got.GetResourceVersion() == before:
+		return "unchanged", nil
+	}
+	return "configured", nil
+}
+
+func resourceVersion(ctx context.Context, ri dynamic.ResourceInterface, name string) string {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	u, err := ri.Get(rctx, name, metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return u.GetResourceVersion()
+}
+
+func deleteAndWait(ctx context.Context, ri dynamic.ResourceInterface, name string) error {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	fg := metav1.DeletePropagationForeground
+	if err := ri.Delete(rctx, name, metav1.DeleteOptions{PropagationPolicy: &fg}); err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := ri.Get(ctx, name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}
+
+// EnsureNamespace applies the namespace.
+func (c *Client) EnsureNamespace(ctx context.Context, ns string) error {
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "Namespace",
+		"metadata": map[string]any{"name": ns, "labels": map[string]any{"app.kubernetes.io/managed-by": FieldManager}},
+	}}
+	_, err := c.applyOne(ctx, Object{Unstructured: u})
+	return err
+}
+
+// EnsureSecret creates a Secret holding a random value under key, once: an
+// existing Secret is kept, so a reused cluster keeps its password.
+func (c *Client) EnsureSecret(ctx context.Context, ns, name, key string) (created bool, err error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return false, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": FieldManager}},
+		StringData: map[string]string{key: hex.EncodeToString(b)},
+	}
+	_, err = c.Core.CoreV1().Secrets(ns).Create(rctx, s, metav1.CreateOptions{FieldManager: FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,311 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/tools/cache"
+	watchtools "k8s.io/client-go/tools/watch"
+)
+
+// fatalReasons end a wait at once: the pod cannot start without a change.
+var fatalReasons = []string{"ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError", "CreateContainerError"}
+
+// WaitOptions configure a readiness wait.
+type WaitOptions struct {
+	// Timeout bounds the whole wait.
+	Timeout time.Duration
+	// FailOnCrashLoop ends the wait when a container crash-loops. Set it
+	// when everything the objects need was Ready before they were applied:
+	// a crash then is a real failure, not a dependency still starting.
+	FailOnCrashLoop bool
+}
+
+// NotReadyError is a readiness failure: the object, why, and what the
+// cluster said about it.
+type NotReadyError struct {
+	Object  string
+	Reason  string
+	Details string // events, log tail, or the status of every object still waiting
+}
+
+func (e *NotReadyError) Error() string {
+	s := fmt.Sprintf("%s: %s", e.Object, e.Reason)
+	if e.Details != "" {
+		s += "\n" + e.Details
+	}
+	return s
+}
+
+// Wait watches the objects until kstatus calls each Current. It fails fast
+// on a Failed status, on a pod of theirs that cannot start, or at the
+// timeout, listing what is still not ready.
+func (c *Client) Wait(ctx context.Context, objs []Object, o WaitOptions, w io.Writer) error {
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+
+	var mu sync.Mutex
+	last := map[string]string{} // object → its latest status message
+	ready := map[string]bool{}
+
+	type failure struct{ err error }
+	fail := make(chan failure, len(objs)+1)
+	var wg sync.WaitGroup
+	wctx, stop := context.WithCancel(ctx)
+	defer func() { stop(); wg.Wait() }()
+
+	// Pods of the workloads: fail fast on what kstatus would wait out.
+	if sel := podSelectors(objs); len(sel) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := c.watchPods(wctx, objs[0].GetNamespace(), sel, o.FailOnCrashLoop); err != nil && wctx.Err() == nil {
+				fail <- failure{err}
+			}
+		}()
+	}
+	remaining := len(objs)
+	done := make(chan string, len(objs))
+	for _, obj := range objs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c.watchObject(wctx, obj, func(res *status.Result) {
+				mu.Lock()
+				last[obj.String()] = fmt.Sprintf("%s: %s", res.Status, res.Message)
+				mu.Unlock()
+			})
+			if err != nil {
+				if wctx.Err() == nil {
+					fail <- failure{err}
+				}
+				return
+			}
+			done <- obj.String()
+		}()
+	}
+	t0 := time.Now()
+	for remaining > 0 {
+		select {
+		case name := <-done:
+			remaining--
+			mu.Lock()
+			ready[name] = true
+			mu.Unlock()
+			fmt.Fprintf(w, "%s ready after %s\n", name, time.Since(t0).Round(100*time.Millisecond))
+		case f := <-fail:
+			return f.err
+		case <-ctx.Done():
+			mu.Lock()
+			defer mu.Unlock()
+			var lines []string
+			for _, obj := range objs {
+				if !ready[obj.String()] {
+					st := last[obj.String()]
+					if st == "" {
+						st = "not seen yet"
+					}
+					lines = append(lines, fmt.Sprintf("  %s: %s", obj, st))
+				}
+			}
+			return &NotReadyError{
+				Object:  fmt.Sprintf("%d of %d objects", len(lines), len(objs)),
+				Reason:  fmt.Sprintf("not ready after %s (%v)", o.Timeout, context.Cause(ctx)),
+				Details: "still waiting for:\n" + strings.Join(lines, "\n"),
+			}
+		}
+	}
+	return nil
+}
+
+// watchObject follows one object until it is Current.
+func (c *Client) watchObject(ctx context.Context, obj Object, seen func(*status.Result)) error {
+	ri, err := c.resourceFor(obj.Unstructured)
+	if err != nil {
+		return err
+	}
+	sel := fields.OneTermEqualSelector("metadata.name", obj.GetName()).String()
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			o.FieldSelector = sel
+			return ri.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			o.FieldSelector = sel
+			return ri.Watch(ctx, o)
+		},
+	}
+	_, err = watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+		u, ok := ev.Object.(*unstructured.Unstructured)
+		if !ok || ev.Type == watch.Deleted {
+			return false, nil
+		}
+		res, err := status.Compute(u)
+		if err != nil {
+			return false, nil
+		}
+		seen(res)
+		switch res.Status {
+		case status.CurrentStatus:
+			return true, nil
+		case status.FailedStatus:
+			return false, &NotReadyError{Object: obj.String(), Reason: res.Message}
+		}
+		return false, nil
+	})
+	return err
+}
+
+// podSelectors maps each workload to the selector of its pods.
+func podSelectors(objs []Object) map[string]labels.Selector {
+	out := map[string]labels.Selector{}
+	for _, o := range objs {
+		switch o.GetKind() {
+		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet":
+			ml, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
+			if len(ml) > 0 {
+				out[o.String()] = labels.SelectorFromSet(ml)
+			}
+		case "Job":
+			out[o.String()] = labels.SelectorFromSet(labels.Set{"batch.kubernetes.io/job-name": o.GetName()})
+		}
+	}
+	return out
+}
+
+// watchPods returns an error as soon as a pod of the selectors cannot start.
+func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]labels.Selector, failOnCrash bool) error {
+	pods := c.Core.CoreV1().Pods(ns)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			return pods.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			return pods.Watch(ctx, o)
+		},
+	}
+	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+		pod, ok := ev.Object.(*corev1.Pod)
+		if !ok || ev.Type == watch.Deleted || pod.DeletionTimestamp != nil {
+			return false, nil
+		}
+		owner := ""
+		for name, sel := range sels {
+			if sel.Matches(labels.Set(pod.Labels)) {
+				owner = name
+			}
+		}
+		if owner == "" {
+			return false, nil
+		}
+		if reason, container, msg := podProblem(pod, failOnCrash); reason != "" {
+			return false, &NotReadyError{
+				Object:  fmt.Sprintf("%s (pod %s, container %s)", owner, pod.Name, container),
+				Reason:  fmt.Sprintf("%s: %s", reason, msg),
+				Details: c.podDetails(context.WithoutCancel(ctx), pod, container),
+			}
+		}
+		return false, nil
+	})
+	return err
+}
+
+// podProblem returns the reason a pod cannot become ready without a change.
+func podProblem(pod *corev1.Pod, failOnCrash bool) (reason, container, message string) {
+	for _, cond := range pod.Status.Conditions {
+		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable {
+			return "Unschedulable", "-", cond.Message
+		}
+	}
+	statuses := append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...)
+	for _, cs := range statuses {
+		if wt := cs.State.Waiting; wt != nil {
+			if slices.Contains(fatalReasons, wt.Reason) || (failOnCrash && wt.Reason == "CrashLoopBackOff") {
+				msg := wt.Message
+				if t := cs.LastTerminationState.Terminated; t != nil {
+					msg = fmt.Sprintf("%s (last exit code %d, %s)", msg, t.ExitCode, t.Reason)
+				}
+				return wt.Reason, cs.Name, strings.TrimSpace(msg)
+			}
+		}
+	}
+	return "", "", ""
+}
+
+// podDetails gathers the pod's recent events and its container's log tail.
+func (c *Client) podDetails(ctx context.Context, pod *corev1.Pod, container string) string {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var b strings.Builder
+	evs, err := c.Core.CoreV1().Events(pod.Namespace).List(ctx, metav1.ListOptions{
+		FieldSelector: fields.OneTermEqualSelector("involvedObject.name", pod.Name).String(),
+	})
+	if err == nil && len(evs.Items) > 0 {
+		sort.Slice(evs.Items, func(i, j int) bool { return eventTime(evs.Items[i]).Before(eventTime(evs.Items[j])) })
+		items := evs.Items[max(0, len(evs.Items)-8):]
+		b.WriteString("recent events:\n")
+		for _, e := range items {
+			fmt.Fprintf(&b, "  %s %s %s: %s\n", eventTime(e).Format(time.TimeOnly), e.Type, e.Reason, strings.TrimSpace(e.Message))
+		}
+	}
+	if container != "" && container != "-" {
+		if tail := c.logTail(ctx, pod, container, 20); tail != "" {
+			fmt.Fprintf(&b, "log tail of %s:\n%s", container, tail)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// logTail returns the last lines of a container's log: the previous
+// instance's when it has restarted (that is the one that crashed).
+func (c *Client) logTail(ctx context.Context, pod *corev1.Pod, container string, lines int64) string {
+	previous := false
+	for _, cs := range append(slices.Clone(pod.Status.InitContainerStatuses), pod.Status.ContainerStatuses...) {
+		if cs.Name == container && cs.RestartCount > 0 {
+			previous = true
+		}
+	}
+	raw, err := c.Core.CoreV1().Pods(pod.Namespace).GetLogs(pod.Name, &corev1.PodLogOptions{Container: container, TailLines: &lines, Previous: previous}).Do(ctx).Raw()
+	if err != nil {
+		return ""
+	}
+	var out []string
+	for _, l := range strings.Split(strings.TrimRight(string(raw), "\n"), "\n") {
+		out = append(out, "  "+l)
+	}
+	return strings.Join(out, "\n")
+}
+
+func eventTime(e corev1.Event) time.Time {
+	switch {
+	case !e.LastTimestamp.IsZero():
+		return e.LastTimestamp.Time
+	case !e.EventTime.IsZero():
+		return e.EventTime.Time
+	}
+	return e.CreationTimestamp.Time
+}
+
+// IsNotReady reports whether err is a readiness failure.
+func IsNotReady(err error) bool {
+	var nr *NotReadyError
+	return errors.As(err, &nr)
+}

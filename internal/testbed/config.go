@@ -1,0 +1,126 @@
+// Package testbed turns the topology into plans of steps and runs them: the
+// library behind every mage target.
+package testbed
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/testbed-dev/testbed/internal/engine"
+)
+
+// Knob is one environment variable testbed reads.
+type Knob struct {
+	Name, Default, Help string
+}
+
+// Knobs lists every environment variable, with its default; the README
+// and `mage -l` help are checked against it.
+var Knobs = []Knob{
+	{"E2E_MODE", "dataflow", "scheduling: dataflow (each step when its needs are done), phased (barrier between phases) or sequential"},
+	{"E2E_BUILD_CONCURRENCY", "1", "image builds at once (parallel builds ran out of memory in the project this replaces)"},
+	{"E2E_REBUILD", "0", "1 rebuilds images even when one with the same inputs exists"},
+	{"E2E_BUILD_TIMEOUT", "15m", "deadline of one image build, compile included"},
+	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it)"},
+	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
+	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
+	{"E2E_POSTGRES_IMAGE", "postgres:16-alpine", "PostgreSQL image"},
+	{"E2E_REDIS_IMAGE", "redis:7-alpine", "Redis image"},
+	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
+	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
+	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
+}
+
+// Config is the knobs, read once.
+type Config struct {
+	Root             string
+	Mode             engine.Mode
+	BuildConcurrency int
+	Rebuild          bool
+	BuildTimeout     time.Duration
+	KeepCluster      bool
+	ReuseCluster     bool
+	NodeImage        string
+	Timeout          time.Duration
+	SuiteTimeout     time.Duration
+	Artifacts        string
+}
+
+// ConfigFromEnv reads the knobs; root is the repository.
+func ConfigFromEnv(root string) (Config, error) {
+	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE")}
+	var err error
+	if c.Mode, err = engine.ParseMode(os.Getenv("E2E_MODE")); err != nil {
+		return c, fmt.Errorf("E2E_MODE: %w", err)
+	}
+	if c.BuildConcurrency, err = intVar("E2E_BUILD_CONCURRENCY", 1); err != nil {
+		return c, err
+	}
+	if c.BuildConcurrency < 1 {
+		return c, fmt.Errorf("E2E_BUILD_CONCURRENCY=%d: it must be at least 1", c.BuildConcurrency)
+	}
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"E2E_REBUILD", &c.Rebuild}, {"E2E_KEEP_CLUSTER", &c.KeepCluster}, {"E2E_REUSE_CLUSTER", &c.ReuseCluster}} {
+		if *b.dst, err = boolVar(b.name); err != nil {
+			return c, err
+		}
+	}
+	for _, d := range []struct {
+		name string
+		def  time.Duration
+		dst  *time.Duration
+	}{{"E2E_BUILD_TIMEOUT", 15 * time.Minute, &c.BuildTimeout}, {"E2E_TIMEOUT", 5 * time.Minute, &c.Timeout}, {"E2E_SUITE_TIMEOUT", 10 * time.Minute, &c.SuiteTimeout}} {
+		if *d.dst, err = durationVar(d.name, d.def); err != nil {
+			return c, err
+		}
+	}
+	c.Artifacts = os.Getenv("E2E_ARTIFACTS")
+	if c.Artifacts == "" {
+		c.Artifacts = "_artifacts"
+	}
+	if !filepath.IsAbs(c.Artifacts) {
+		c.Artifacts = filepath.Join(root, c.Artifacts)
+	}
+	return c, nil
+}
+
+func intVar(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		return 0, fmt.Errorf("%s=%q is not a number", name, v)
+	}
+	return n, nil
+}
+
+func boolVar(name string) (bool, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("%s=%q: use 1 or 0", name, v)
+	}
+	return b, nil
+}
+
+func durationVar(name string, def time.Duration) (time.Duration, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("%s=%q: use a positive duration such as 90s or 5m", name, v)
+	}
+	return d, nil
+}

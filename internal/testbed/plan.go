@@ -1,0 +1,385 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/images"
+	"github.com/testbed-dev/testbed/internal/kube"
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+// Parts selects which parts of an E2E environment a plan covers.
+type Parts struct {
+	Build   bool // build the service's images
+	Create  bool // create the cluster (else use the existing one)
+	Load    bool // load images into the cluster
+	Deploy  bool // apply and wait for every component
+	Suite   bool // run the service's suite
+	Destroy bool // delete the cluster at the end (unless E2E_KEEP_CLUSTER)
+}
+
+// The parts of each target.
+var (
+	PartsE2E    = Parts{Build: true, Create: true, Load: true, Deploy: true, Suite: true, Destroy: true}
+	PartsDeploy = Parts{Build: true, Load: true, Deploy: true}
+	PartsBuild  = Parts{Build: true}
+	PartsCreate = Parts{Create: true}
+	PartsLoad   = Parts{Build: true, Load: true}
+)
+
+// PasswordSecret holds PostgreSQL's password, random per cluster.
+const PasswordSecret = "postgresql-credentials"
+
+// run is the state the steps of one plan share.
+type run struct {
+	cfg     Config
+	topo    *topology.Topology
+	name    string
+	svc     *topology.Service
+	cluster *cluster.Cluster
+
+	mu     sync.Mutex
+	docker *client.Client
+	kube   *kube.Client
+	refs   map[string]string // image name → reference
+	ids    map[string]string // image name → image ID
+}
+
+func (r *run) dockerClient(ctx context.Context) (*client.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.docker == nil {
+		d, err := images.NewDocker(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.docker = d
+	}
+	return r.docker, nil
+}
+
+func (r *run) kubeClient() (*kube.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kube == nil {
+		k, err := kube.NewClient(r.cluster.Kubeconfig)
+		if err != nil {
+			return nil, err
+		}
+		r.kube = k
+	}
+	return r.kube, nil
+}
+
+func (r *run) setImage(name, ref, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refs[name], r.ids[name] = ref, id
+}
+
+func (r *run) image(name string) (ref, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refs[name], r.ids[name]
+}
+
+func (r *run) close() {
+	if r.docker != nil {
+		r.docker.Close()
+	}
+}
+
+// Names of the steps, in one place.
+func buildStep(image string) string { return "build " + image }
+func loadStep(image string) string  { return "load " + image }
+func applyStep(comp string) string  { return "apply " + comp }
+func readyStep(comp string) string  { return "ready " + comp }
+
+const (
+	stepCluster   = "create cluster"
+	stepConnect   = "connect cluster"
+	stepNamespace = "prepare namespace"
+	stepDiagnose  = "collect diagnostics"
+	stepDelete    = "delete cluster"
+)
+
+// Plan builds the plan of a service for the given parts.
+func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) {
+	svc, err := t.Topo.Service(service)
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := cluster.Open(cluster.NameFor(service), io.Discard)
+	if err != nil {
+		return nil, nil, err
+	}
+	r := &run{cfg: t.Cfg, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}}
+	importClass := "import:" + cl.Name
+	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
+	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
+
+	imgs := t.Topo.ImagesOf(svc)
+	for _, name := range imgs {
+		img := t.Topo.Images[name]
+		if !img.Built() {
+			r.refs[name] = images.ThirdParty(img)
+			continue
+		}
+		if parts.Build {
+			add(engine.Step{Name: buildStep(name), Class: "build", Phase: engine.PhaseBuild, Run: r.build(name, img)})
+		}
+	}
+	clusterStep := stepConnect
+	if parts.Create {
+		clusterStep = stepCluster
+		add(engine.Step{Name: stepCluster, Phase: engine.PhaseCluster, Run: r.create})
+	} else if parts.Load || parts.Deploy {
+		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
+	}
+	if parts.Load {
+		for _, name := range imgs {
+			needs := []string{clusterStep}
+			if t.Topo.Images[name].Built() {
+				needs = append(needs, buildStep(name))
+			}
+			add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: r.load(name)})
+		}
+	}
+	if parts.Deploy {
+		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
+		var gate []string
+		for _, comp := range svc.Components {
+			c := t.Topo.Components[comp]
+			needs := []string{stepNamespace}
+			for _, img := range c.Images {
+				if parts.Load {
+					needs = append(needs, loadStep(img))
+				} else if t.Topo.Images[img].Built() && parts.Build {
+					needs = append(needs, buildStep(img))
+				}
+			}
+			for _, n := range c.Needs {
+				needs = append(needs, readyStep(n))
+			}
+			add(engine.Step{Name: applyStep(comp), Needs: needs, Phase: engine.PhaseApply, Run: r.apply(comp, c)})
+			add(engine.Step{Name: readyStep(comp), Needs: []string{applyStep(comp)}, Phase: engine.PhaseWait, Run: r.ready(comp, c)})
+			gate = append(gate, readyStep(comp))
+		}
+		if parts.Suite {
+			add(engine.Step{Name: "suite " + service, Needs: gate, Phase: engine.PhaseTest, Run: r.suite})
+		}
+	}
+	if parts.Create || parts.Deploy {
+		p.Finally = append(p.Finally, engine.Step{Name: stepDiagnose, OnFailure: true, Run: r.diagnose})
+	}
+	if parts.Destroy && !t.Cfg.KeepCluster {
+		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: func(ctx context.Context, w io.Writer) error {
+			return r.cluster.Delete(ctx, w)
+		}})
+	}
+	return p, r, p.Validate()
+}
+
+func (r *run) build(name string, img *topology.Image) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		d, err := r.dockerClient(ctx)
+		if err != nil {
+			return err
+		}
+		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild}
+		res, err := b.Build(ctx, name, img, w)
+		if err != nil {
+			return err
+		}
+		r.setImage(name, res.Ref, res.ID)
+		return nil
+	}
+}
+
+func (r *run) create(ctx context.Context, w io.Writer) error {
+	c, err := cluster.Open(r.cluster.Name, w)
+	if err != nil {
+		return err
+	}
+	reused, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.cfg.NodeImage, Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
+	if err != nil {
+		return err
+	}
+	if !reused {
+		fmt.Fprintf(w, "created cluster %s; kubeconfig %s\n", c.Name, c.Kubeconfig)
+	}
+	return nil
+}
+
+func (r *run) connect(ctx context.Context, w io.Writer) error {
+	if err := r.cluster.EnsureKubeconfig(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "using cluster %s; kubeconfig %s\n", r.cluster.Name, r.cluster.Kubeconfig)
+	return nil
+}
+
+func (r *run) load(name string) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		d, err := r.dockerClient(ctx)
+		if err != nil {
+			return err
+		}
+		ref, id := r.image(name)
+		if id == "" {
+			// A third-party image: side-load the host's copy when there is one.
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			got, err := d.ImageInspect(ictx, ref)
+			cancel()
+			if errdefs.IsNotFound(err) {
+				fmt.Fprintf(w, "%s is not on this host: the node will pull it\n", ref)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("inspecting %s: %w", ref, err)
+			}
+			id = got.ID
+		}
+		c, err := cluster.Open(r.cluster.Name, w)
+		if err != nil {
+			return err
+		}
+		return c.LoadImage(ctx, d, ref, id, w)
+	}
+}
+
+func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	if err := k.EnsureNamespace(ctx, r.topo.Namespace); err != nil {
+		return fmt.Errorf("namespace %s: %w", r.topo.Namespace, err)
+	}
+	created, err := k.EnsureSecret(ctx, r.topo.Namespace, PasswordSecret, "password")
+	if err != nil {
+		return fmt.Errorf("secret %s: %w", PasswordSecret, err)
+	}
+	fmt.Fprintf(w, "namespace %s; secret %s %s\n", r.topo.Namespace, PasswordSecret, map[bool]string{true: "created with a random password", false: "kept"}[created])
+	return nil
+}
+
+// manifests reads a component's objects with the run's image references.
+func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
+	objs, err := kube.ReadManifests(r.topo.Path(c.Manifests))
+	if err != nil {
+		return nil, err
+	}
+	refs := map[string]string{}
+	for _, img := range c.Images {
+		ref, _ := r.image(img)
+		if ref == "" {
+			return nil, fmt.Errorf("image %s has no reference: it was not built in this run", img)
+		}
+		refs[img] = ref
+	}
+	for _, o := range objs {
+		o.SetNamespace(r.topo.Namespace)
+	}
+	return objs, kube.SetImages(objs, refs)
+}
+
+func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		objs, err := r.manifests(c)
+		if err != nil {
+			return err
+		}
+		k, err := r.kubeClient()
+		if err != nil {
+			return err
+		}
+		return k.Apply(ctx, r.topo.Namespace, objs, w)
+	}
+}
+
+func (r *run) ready(name string, c *topology.Component) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		objs, err := r.manifests(c)
+		if err != nil {
+			return err
+		}
+		k, err := r.kubeClient()
+		if err != nil {
+			return err
+		}
+		// In phased mode a component may start before what it needs: a
+		// crash loop there is the design's cost, not a failure.
+		strict := r.cfg.Mode != engine.Phased
+		return k.Wait(ctx, objs, kube.WaitOptions{Timeout: r.cfg.Timeout, FailOnCrashLoop: strict}, w)
+	}
+}
+
+// SuiteEnv is what a suite is told about its environment.
+func (r *run) SuiteEnv() []string {
+	env := []string{
+		"E2E_KUBECONFIG=" + r.cluster.Kubeconfig,
+		"E2E_NAMESPACE=" + r.topo.Namespace,
+	}
+	for _, p := range r.svc.Ports {
+		env = append(env, fmt.Sprintf("E2E_%s_URL=http://127.0.0.1:%d", envName(p.Name), p.HostPort))
+	}
+	return env
+}
+
+func envName(s string) string {
+	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s))
+}
+
+// suite runs the service's Ginkgo suite with go test: the go tool is a
+// command, run with an argument list and no shell.
+func (r *run) suite(ctx context.Context, w io.Writer) error {
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
+	cmd.Dir = r.cfg.Root
+	cmd.Env = append(os.Environ(), r.SuiteEnv()...)
+	cmd.Stdout, cmd.Stderr = w, w
+	// On Ctrl-C the suite gets SIGINT to finish its cleanup, then is killed.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	cmd.WaitDelay = 10 * time.Second
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("suite %s failed (%w): its output is above", r.svc.Suite, err)
+	}
+	return nil
+}
+
+func (r *run) artifacts() string { return filepath.Join(r.cfg.Artifacts, r.name) }
+
+func (r *run) diagnose(ctx context.Context, w io.Writer) error {
+	ok, err := r.cluster.Exists(ctx)
+	if err != nil || !ok {
+		fmt.Fprintln(w, "no cluster to diagnose")
+		return err
+	}
+	dir := filepath.Join(r.artifacts(), "diagnostics")
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	var errs []error
+	if k, err := r.kubeClient(); err == nil {
+		errs = append(errs, k.Diagnose(ctx, r.topo.Namespace, dir))
+	} else {
+		errs = append(errs, err)
+	}
+	errs = append(errs, r.cluster.CollectLogs(ctx, filepath.Join(dir, "kind")))
+	fmt.Fprintf(w, "diagnostics written to %s\n", dir)
+	return joinErrs(errs)
+}

@@ -1,0 +1,133 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mattn/go-isatty"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+// TopologyFile is the topology's path inside the repository.
+const TopologyFile = "deploy/topology.yaml"
+
+// Testbed is the configured platform.
+type Testbed struct {
+	Cfg  Config
+	Topo *topology.Topology
+	// Out receives the run's output (stderr by default).
+	Out io.Writer
+}
+
+// New reads the knobs and the topology of the repository at root.
+func New(root string) (*Testbed, error) {
+	cfg, err := ConfigFromEnv(root)
+	if err != nil {
+		return nil, err
+	}
+	topo, err := topology.Load(filepath.Join(root, TopologyFile), root)
+	if err != nil {
+		return nil, err
+	}
+	return &Testbed{Cfg: cfg, Topo: topo, Out: os.Stderr}, nil
+}
+
+// style picks the output framing: GitHub Actions groups, a live status line
+// on a terminal, plain lines otherwise.
+func (t *Testbed) style() engine.Style {
+	if os.Getenv("GITHUB_ACTIONS") == "true" {
+		return engine.GitHub
+	}
+	if f, ok := t.Out.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+		return engine.Live
+	}
+	return engine.Plain
+}
+
+// Run runs the parts of a service's E2E environment, prints the timeline,
+// and writes it under E2E_ARTIFACTS/<service>.
+func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine.Result, error) {
+	p, r, err := t.Plan(service, parts)
+	if err != nil {
+		return nil, err
+	}
+	defer r.close()
+	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Cfg.Mode, r.cluster.Name)
+	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Cfg.Mode, Out: t.Out, Style: t.style()})
+	if res == nil {
+		return nil, err
+	}
+	fmt.Fprintln(t.Out)
+	res.WriteGantt(t.Out)
+	if paths, serr := res.Save(r.artifacts()); serr != nil {
+		err = errors.Join(err, serr)
+	} else {
+		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
+	}
+	if (parts.Create || parts.Deploy) && !(parts.Destroy && !t.Cfg.KeepCluster) {
+		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
+			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s); delete it with: go run magefile.go cluster:delete %s\n", r.cluster.Name, r.cluster.Kubeconfig, service)
+		}
+	}
+	verdict := "passed"
+	if err != nil {
+		verdict = "FAILED"
+	}
+	fmt.Fprintf(t.Out, "testbed: %s %s in %s\n", service, verdict, res.Total.Round(100*time.Millisecond))
+	return res, err
+}
+
+// Show prints a service's plan in every mode.
+func (t *Testbed) Show(w io.Writer, service string) error {
+	p, _, err := t.Plan(service, PartsE2E)
+	if err != nil {
+		return err
+	}
+	for _, m := range []engine.Mode{engine.Dataflow, engine.Phased, engine.Sequential} {
+		p.Describe(w, m)
+		fmt.Fprintln(w)
+	}
+	return nil
+}
+
+// Delete deletes a service's cluster; a missing cluster is not an error.
+func (t *Testbed) Delete(ctx context.Context, service string) error {
+	if _, err := t.Topo.Service(service); err != nil {
+		return err
+	}
+	c, err := cluster.Open(cluster.NameFor(service), t.Out)
+	if err != nil {
+		return err
+	}
+	return c.Delete(ctx, t.Out)
+}
+
+// Prune deletes every testbed cluster.
+func (t *Testbed) Prune(ctx context.Context) error {
+	names, err := cluster.List(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, n := range names {
+		c, err := cluster.Open(n, t.Out)
+		if err == nil {
+			err = c.Delete(ctx, t.Out)
+		}
+		errs = append(errs, err)
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(t.Out, "no testbed clusters")
+	}
+	return errors.Join(errs...)
+}
+
+func joinErrs(errs []error) error { return errors.Join(errs...) }

@@ -1,0 +1,248 @@
+// Package topology reads deploy/topology.yaml: the images, the components
+// made of manifests and images, and the services whose E2E environments
+// are sets of components.
+package topology
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Topology is the whole platform.
+type Topology struct {
+	// Namespace every component is applied to.
+	Namespace  string                `yaml:"namespace"`
+	Images     map[string]*Image     `yaml:"images"`
+	Components map[string]*Component `yaml:"components"`
+	Services   map[string]*Service   `yaml:"services"`
+	// Root is the directory paths are relative to (the repository).
+	Root string `yaml:"-"`
+}
+
+// Image is either built here (Dockerfile plus host-built Go binaries) or a
+// third-party reference (Ref, overridable by the variable Env).
+type Image struct {
+	Dockerfile string   `yaml:"dockerfile,omitempty"`
+	Binaries   []Binary `yaml:"binaries,omitempty"`
+	Ref        string   `yaml:"ref,omitempty"`
+	Env        string   `yaml:"env,omitempty"`
+}
+
+// Built reports whether the image is built here.
+func (i *Image) Built() bool { return i.Dockerfile != "" }
+
+// Binary is a Go program compiled on the host into the image's context.
+type Binary struct {
+	Name    string `yaml:"name"`
+	Package string `yaml:"package"`
+}
+
+// Component is a set of manifests applied together, the images they run,
+// and the components that must be Ready before it is applied.
+type Component struct {
+	Manifests string   `yaml:"manifests"`
+	Images    []string `yaml:"images,omitempty"`
+	Needs     []string `yaml:"needs,omitempty"`
+}
+
+// Service is one E2E environment: its components, host ports and suite.
+type Service struct {
+	Components []string `yaml:"components"`
+	Ports      []Port   `yaml:"ports,omitempty"`
+	Suite      string   `yaml:"suite"`
+}
+
+// Port maps a NodePort to a port on the host's 127.0.0.1.
+type Port struct {
+	Name     string `yaml:"name"`
+	NodePort int    `yaml:"nodePort"`
+	HostPort int    `yaml:"hostPort"`
+}
+
+// Load reads and validates the topology at path; relative paths inside it
+// are resolved against root.
+func Load(path, root string) (*Topology, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the topology: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	t := &Topology{Root: root}
+	if err := dec.Decode(t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := t.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return t, nil
+}
+
+// ServiceNames lists the services, sorted.
+func (t *Topology) ServiceNames() []string {
+	names := make([]string, 0, len(t.Services))
+	for n := range t.Services {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Service returns a service by name, or an error listing the valid ones.
+func (t *Topology) Service(name string) (*Service, error) {
+	s, ok := t.Services[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown service %q: valid services are %s", name, strings.Join(t.ServiceNames(), ", "))
+	}
+	return s, nil
+}
+
+// Path resolves a topology path against the root.
+func (t *Topology) Path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(t.Root, p)
+}
+
+// Validate reports every problem it finds, joined.
+func (t *Topology) Validate() error {
+	var errs []error
+	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if t.Namespace == "" {
+		bad("namespace is required")
+	}
+	for _, name := range sortedKeys(t.Images) {
+		img := t.Images[name]
+		switch {
+		case img.Built() && img.Ref != "":
+			bad("image %s: set either dockerfile (built here) or ref (third-party), not both", name)
+		case !img.Built() && img.Ref == "":
+			bad("image %s: needs a dockerfile or a ref", name)
+		case img.Built():
+			if _, err := os.Stat(t.Path(img.Dockerfile)); err != nil {
+				bad("image %s: dockerfile %s: %v", name, img.Dockerfile, errors.Unwrap(err))
+			}
+		}
+	}
+	for _, name := range sortedKeys(t.Components) {
+		c := t.Components[name]
+		if c.Manifests == "" {
+			bad("component %s: manifests is required", name)
+		} else if _, err := os.Stat(t.Path(c.Manifests)); err != nil {
+			bad("component %s: manifests %s: %v", name, c.Manifests, errors.Unwrap(err))
+		}
+		for _, i := range c.Images {
+			if t.Images[i] == nil {
+				bad("component %s: unknown image %q", name, i)
+			}
+		}
+		for _, n := range c.Needs {
+			if t.Components[n] == nil {
+				bad("component %s: needs unknown component %q", name, n)
+			}
+		}
+	}
+	if cyc := t.cycle(); cyc != nil {
+		bad("components form a cycle of needs: %s", strings.Join(cyc, " → "))
+	}
+	for _, name := range sortedKeys(t.Services) {
+		s := t.Services[name]
+		has := map[string]bool{}
+		for _, c := range s.Components {
+			if t.Components[c] == nil {
+				bad("service %s: unknown component %q", name, c)
+			}
+			has[c] = true
+		}
+		for _, c := range s.Components {
+			if comp := t.Components[c]; comp != nil {
+				for _, n := range comp.Needs {
+					if !has[n] {
+						bad("service %s: component %s needs %s, which the service does not include", name, c, n)
+					}
+				}
+			}
+		}
+		nodePorts, hostPorts := map[int]bool{}, map[int]bool{}
+		for _, p := range s.Ports {
+			if p.NodePort < 30000 || p.NodePort > 32767 {
+				bad("service %s: port %s: nodePort %d is outside 30000-32767", name, p.Name, p.NodePort)
+			}
+			if p.HostPort < 1 || p.HostPort > 65535 {
+				bad("service %s: port %s: hostPort %d is not a port", name, p.Name, p.HostPort)
+			}
+			if nodePorts[p.NodePort] {
+				bad("service %s: nodePort %d is mapped twice", name, p.NodePort)
+			}
+			if hostPorts[p.HostPort] {
+				bad("service %s: hostPort %d is mapped twice", name, p.HostPort)
+			}
+			nodePorts[p.NodePort], hostPorts[p.HostPort] = true, true
+		}
+		if s.Suite == "" {
+			bad("service %s: suite is required", name)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// cycle returns one cycle of component needs, or nil.
+func (t *Topology) cycle() []string {
+	state := map[string]int{}
+	var stack, found []string
+	var visit func(string) bool
+	visit = func(n string) bool {
+		state[n] = 1
+		stack = append(stack, n)
+		if c := t.Components[n]; c != nil {
+			for _, m := range c.Needs {
+				switch state[m] {
+				case 1:
+					found = append(slices.Clone(stack[slices.Index(stack, m):]), m)
+					return true
+				case 0:
+					if visit(m) {
+						return true
+					}
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		state[n] = 2
+		return false
+	}
+	for _, n := range sortedKeys(t.Components) {
+		if state[n] == 0 && visit(n) {
+			return found
+		}
+	}
+	return nil
+}
+
+// ImagesOf lists, sorted, the images a service's components run.
+func (t *Topology) ImagesOf(s *Service) []string {
+	set := map[string]bool{}
+	for _, c := range s.Components {
+		for _, i := range t.Components[c].Images {
+			set[i] = true
+		}
+	}
+	return sortedKeys(set)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}

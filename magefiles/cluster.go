@@ -1,0 +1,42 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/testbed-dev/testbed/internal/testbed"
+)
+
+// Cluster manages the kind clusters testbed makes.
+type Cluster mg.Namespace
+
+// Create creates a service's kind cluster (node image from E2E_NODE_IMAGE) with its own kubeconfig.
+func (Cluster) Create(ctx context.Context, service string) error {
+	return run(ctx, service, testbed.PartsCreate)
+}
+
+// Load builds (or finds cached) a service's images and loads them, with PostgreSQL and Redis, into its cluster.
+func (Cluster) Load(ctx context.Context, service string) error {
+	return run(ctx, service, testbed.PartsLoad)
+}
+
+// Delete deletes a service's cluster and its kubeconfig; a missing cluster is fine.
+func (Cluster) Delete(ctx context.Context, service string) error {
+	tb, err := load()
+	if err != nil {
+		return err
+	}
+	return tb.Delete(ctx, service)
+}
+
+// Prune deletes every cluster testbed made.
+func (Cluster) Prune(ctx context.Context) error {
+	tb, err := load()
+	if err != nil {
+		return err
+	}
+	return tb.Prune(ctx)
+}

@@ -1,0 +1,104 @@
+// Command datastorage serves the audit API (the default) or, as
+// `datastorage migrate`, applies the database migrations and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/testbed-dev/testbed/test/platform/datastorage"
+)
+
+func main() {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		err = migrate(ctx, log)
+	} else {
+		err = serve(ctx, log)
+	}
+	if err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+// databaseURL builds the connection string from the same variables the
+// PostgreSQL image takes, the password coming from a Secret.
+func databaseURL() string {
+	u := url.URL{
+		Scheme: "postgres",
+		User:   url.UserPassword(env("POSTGRES_USER", "datastorage"), os.Getenv("POSTGRES_PASSWORD")),
+		Host:   net.JoinHostPort(env("POSTGRES_HOST", "postgresql"), env("POSTGRES_PORT", "5432")),
+		Path:   "/" + env("POSTGRES_DB", "audit"),
+	}
+	q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"5"}}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func env(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func migrate(ctx context.Context, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, databaseURL())
+	if err != nil {
+		return fmt.Errorf("cannot reach PostgreSQL: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	mctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return datastorage.Migrate(mctx, conn, func(f string, a ...any) { log.Info(fmt.Sprintf(f, a...)) })
+}
+
+func serve(ctx context.Context, log *slog.Logger) error {
+	pool, err := pgxpool.New(ctx, databaseURL())
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: env("REDIS_ADDR", "redis:6379"), DialTimeout: 3 * time.Second})
+	defer rdb.Close()
+	s := &datastorage.Server{DB: pool, Redis: rdb, Log: log}
+	// Like the services it stands for, datastorage refuses to start without
+	// its dependencies: started too early, it exits and the kubelet backs off.
+	if err := s.Check(ctx); err != nil {
+		return fmt.Errorf("dependencies not ready at start: %w", err)
+	}
+	srv := &http.Server{Addr: env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	log.Info("serving", "addr", srv.Addr, "schema", datastorage.SchemaVersion())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
