@@ -263,10 +263,10 @@ type writerLogger struct{ w io.Writer }
 
 var _ kindlog.Logger = writerLogger{}
 
-func (l writerLogger) Warn(m string)               { fmt.Fprintln(l.w, m) }
-func (l writerLogger) Warnf(f string, a ...any)    { fmt.Fprintf(l.w, f+"\n", a...) }
-func (l writerLogger) Error(m string)              { fmt.Fprintln(l.w, m) }
-func (l writerLogger) Errorf(f string, a ...any)   { fmt.Fprintf(l.w, f+"\n", a...) }
+func (l writerLogger) Warn(m string)             { fmt.Fprintln(l.w, m) }
+func (l writerLogger) Warnf(f string, a ...any)  { fmt.Fprintf(l.w, f+"\n", a...) }
+func (l writerLogger) Error(m string)            { fmt.Fprintln(l.w, m) }
+func (l writerLogger) Errorf(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
 func (l writerLogger) V(v kindlog.Level) kindlog.InfoLogger {
 	if v > 0 {
 		return kindlog.NoopInfoLogger{}

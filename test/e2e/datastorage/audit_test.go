@@ -82,4 +82,3 @@ func isReady(p *corev1.Pod) bool {
 	}
 	return false
 }
-
