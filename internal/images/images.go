@@ -91,7 +91,11 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	defer os.RemoveAll(dir)
 
 	files := map[string][]byte{}
-	df, err := os.ReadFile(filepath.Join(b.Root, img.Dockerfile))
+	dfPath := img.Dockerfile
+	if !filepath.IsAbs(dfPath) {
+		dfPath = filepath.Join(b.Root, dfPath)
+	}
+	df, err := os.ReadFile(dfPath)
 	if err != nil {
 		return Built{}, fmt.Errorf("image %s: %w", name, err)
 	}

@@ -1,0 +1,93 @@
+package testbed
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+func testbedForTest(t *testing.T, cfg Config) *Testbed {
+	t.Helper()
+	root := filepath.Join("..", "..")
+	topo, err := topology.Load(filepath.Join(root, TopologyFile), root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BuildConcurrency == 0 {
+		cfg.BuildConcurrency = 1
+	}
+	return &Testbed{Cfg: cfg, Topo: topo}
+}
+
+func needsOf(p *engine.Plan, name string) []string {
+	for _, s := range p.Steps {
+		if s.Name == name {
+			return s.Needs
+		}
+	}
+	return nil
+}
+
+func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
+	tb := testbedForTest(t, Config{})
+	p, _, err := tb.Plan("datastorage", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"apply postgresql":  {"prepare namespace", "load postgresql"},
+		"apply migrations":  {"prepare namespace", "load datastorage", "ready postgresql"},
+		"apply datastorage": {"prepare namespace", "load datastorage", "ready migrations", "ready redis"},
+		"load datastorage":  {"create cluster", "build datastorage"},
+		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage"},
+	}
+	for step, needs := range want {
+		if got := needsOf(p, step); !slices.Equal(got, needs) {
+			t.Errorf("%s needs %v, want %v", step, got, needs)
+		}
+	}
+	var finally []string
+	for _, s := range p.Finally {
+		finally = append(finally, s.Name)
+	}
+	if !slices.Equal(finally, []string{"collect diagnostics", "delete cluster"}) {
+		t.Errorf("finally steps %v: diagnostics must come before teardown", finally)
+	}
+}
+
+func TestKeepClusterDropsTeardown(t *testing.T) {
+	tb := testbedForTest(t, Config{KeepCluster: true})
+	p, _, err := tb.Plan("datastorage", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range p.Finally {
+		if s.Name == "delete cluster" {
+			t.Error("E2E_KEEP_CLUSTER=1 still deletes the cluster")
+		}
+	}
+}
+
+func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
+	tb := testbedForTest(t, Config{})
+	p, _, err := tb.Plan("datastorage", PartsDeploy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if needsOf(p, "create cluster") != nil || !slices.Contains(needsOf(p, "prepare namespace"), "connect cluster") {
+		t.Errorf("deploy plan should connect to the existing cluster, not create one")
+	}
+	if len(p.Finally) != 1 || p.Finally[0].Name != "collect diagnostics" {
+		t.Errorf("deploy plan must not delete the cluster: %v", p.Finally)
+	}
+}
+
+func TestUnknownService(t *testing.T) {
+	tb := testbedForTest(t, Config{})
+	if _, _, err := tb.Plan("nope", PartsE2E); err == nil {
+		t.Fatal("an unknown service made a plan")
+	}
+}
