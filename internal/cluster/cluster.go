@@ -48,6 +48,9 @@ func StateDir(name string) (string, error) {
 
 // Open returns a handle on the named cluster, whether or not it exists.
 func Open(name string, w io.Writer) (*Cluster, error) {
+	if w == nil {
+		w = io.Discard
+	}
 	dir, err := StateDir(name)
 	if err != nil {
 		return nil, err
