@@ -29,7 +29,7 @@ func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id s
 	for _, n := range ns {
 		g.Go(func() error {
 			if have, _ := nodeImageID(gctx, n, ref); have == id {
-				fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, shortID(id))
+				fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, images.ShortID(id))
 				return nil
 			}
 			t0 := time.Now()
@@ -96,12 +96,4 @@ func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) 
 		return "", err
 	}
 	return v.Status.ID, nil
-}
-
-func shortID(id string) string {
-	id = strings.TrimPrefix(id, "sha256:")
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
 }

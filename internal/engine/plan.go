@@ -200,7 +200,7 @@ func (p *Plan) Describe(w io.Writer, m Mode) {
 		if len(needs) > 0 {
 			n = strings.Join(needs, ", ")
 		}
-		fmt.Fprintf(w, "  %-28s phase=%-7s class=%-14s needs: %s\n", s.Name, s.Phase, class, n)
+		fmt.Fprintf(w, "  %-28s phase=%-7s class=%-24s needs: %s\n", s.Name, s.Phase, class, n)
 	}
 	for _, s := range p.Finally {
 		when := "always"

@@ -139,6 +139,10 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		finished
 	)
 	state := make([]int, n)
+	unfinished := map[Phase]int{} // per phase, for the phased barrier
+	for _, s := range p.Steps {
+		unfinished[s.Phase]++
+	}
 	done := map[string]bool{}
 	classRunning := map[string]int{}
 	nRunning := 0
@@ -163,8 +167,8 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 			}
 		}
 		if mode == Phased {
-			for j, t := range p.Steps {
-				if t.Phase < s.Phase && state[j] != finished {
+			for ph, left := range unfinished {
+				if ph < s.Phase && left > 0 {
 					return false
 				}
 			}
@@ -201,6 +205,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		ev := <-events
 		s := p.Steps[ev.i]
 		state[ev.i] = finished
+		unfinished[s.Phase]--
 		finishedCount++
 		nRunning--
 		classRunning[s.Class]--

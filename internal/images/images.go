@@ -120,7 +120,7 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		cancel()
 		if err == nil && got.Config != nil && got.Config.Labels[InputsLabel] == hash {
 			res.ID, res.Cached = got.ID, true
-			fmt.Fprintf(w, "cached: %s (%s) has the same inputs\n", res.Ref, shortID(got.ID))
+			fmt.Fprintf(w, "cached: %s (%s) has the same inputs\n", res.Ref, ShortID(got.ID))
 			return res, nil
 		}
 		if err != nil && !errdefs.IsNotFound(err) {
@@ -153,7 +153,7 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		return Built{}, fmt.Errorf("image %s: built but not found: %w", name, err)
 	}
 	res.ID = got.ID
-	fmt.Fprintf(w, "built: %s (%s)\n", res.Ref, shortID(got.ID))
+	fmt.Fprintf(w, "built: %s (%s)\n", res.Ref, ShortID(got.ID))
 	return res, nil
 }
 
@@ -253,7 +253,8 @@ func readBuildStream(r io.Reader, w io.Writer) error {
 	}
 }
 
-func shortID(id string) string {
+// ShortID is the 12-character form of an image ID.
+func ShortID(id string) string {
 	id = strings.TrimPrefix(id, "sha256:")
 	if len(id) > 12 {
 		return id[:12]

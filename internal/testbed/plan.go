@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -381,5 +382,5 @@ func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 	}
 	errs = append(errs, r.cluster.CollectLogs(ctx, filepath.Join(dir, "kind")))
 	fmt.Fprintf(w, "diagnostics written to %s\n", dir)
-	return joinErrs(errs)
+	return errors.Join(errs...)
 }

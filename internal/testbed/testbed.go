@@ -129,5 +129,3 @@ func (t *Testbed) Prune(ctx context.Context) error {
 	}
 	return errors.Join(errs...)
 }
-
-func joinErrs(errs []error) error { return errors.Join(errs...) }
