@@ -112,6 +112,9 @@ func (r *Result) WriteGantt(w io.Writer) {
 		to = min(to, width)
 		from = min(from, to-1)
 		bar := strings.Repeat(" ", from) + strings.Repeat("█", to-from) + strings.Repeat(" ", width-to)
+		if s.State == Skipped {
+			bar = strings.Repeat(" ", width)
+		}
 		fmt.Fprintf(w, "  %-*s |%s| %s %7s\n", name, s.Name, bar, s.State.Symbol(), fmtDur(s.Duration()))
 	}
 	a := r.Analyze()

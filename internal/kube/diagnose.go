@@ -84,12 +84,14 @@ func (c *Client) saveLog(ctx context.Context, p *corev1.Pod, cs corev1.Container
 	if previous {
 		name = fmt.Sprintf("log-%s-%s.previous.txt", p.Name, cs.Name)
 	}
+	if !previous && cs.State.Running == nil && cs.State.Terminated == nil {
+		return nil // never started: no log to fetch
+	}
 	raw, err := c.Core.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: cs.Name, Previous: previous}).Do(ctx).Raw()
 	if err != nil {
-		if cs.State.Waiting != nil && !previous {
-			return nil // never started: no log to fetch
-		}
-		return fmt.Errorf("log of %s/%s: %w", p.Name, cs.Name, err)
+		// A log the node no longer has is a fact to record, not a failure
+		// of the diagnosis.
+		raw = []byte(fmt.Sprintf("log unavailable: %v\n", err))
 	}
 	return os.WriteFile(filepath.Join(dir, name), raw, 0o644)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func TestReadManifestsAndSetImages(t *testing.T) {
@@ -83,5 +84,17 @@ func TestPodProblem(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+func TestJobComplete(t *testing.T) {
+	t.Parallel()
+	running := map[string]any{"kind": "Job", "status": map[string]any{"startTime": "x", "active": int64(1)}}
+	done := map[string]any{"kind": "Job", "status": map[string]any{"conditions": []any{map[string]any{"type": "Complete", "status": "True"}}}}
+	if jobComplete(&unstructured.Unstructured{Object: running}) {
+		t.Error("a running Job counted as complete")
+	}
+	if !jobComplete(&unstructured.Unstructured{Object: done}) {
+		t.Error("a complete Job did not count")
 	}
 }

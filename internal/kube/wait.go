@@ -162,6 +162,11 @@ func (c *Client) watchObject(ctx context.Context, obj Object, seen func(*status.
 		if err != nil {
 			return false, nil
 		}
+		if u.GetKind() == "Job" && res.Status == status.CurrentStatus && !jobComplete(u) {
+			// kstatus calls a running Job Current; a component waits for
+			// its Job to complete (migrations).
+			res = &status.Result{Status: status.InProgressStatus, Message: res.Message}
+		}
 		seen(res)
 		switch res.Status {
 		case status.CurrentStatus:
@@ -308,4 +313,16 @@ func eventTime(e corev1.Event) time.Time {
 func IsNotReady(err error) bool {
 	var nr *NotReadyError
 	return errors.As(err, &nr)
+}
+
+// jobComplete reports whether a Job has the condition Complete=True.
+func jobComplete(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == "Complete" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
 }
