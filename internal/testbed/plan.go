@@ -351,7 +351,7 @@ func envName(s string) string {
 func (r *run) suite(ctx context.Context, w io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
 	cmd.Dir = r.cfg.Root
-	cmd.Env = append(os.Environ(), r.SuiteEnv()...)
+	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE")
 	cmd.Stdout, cmd.Stderr = w, w
 	// On Ctrl-C the suite gets SIGINT to finish its cleanup, then is killed.
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }

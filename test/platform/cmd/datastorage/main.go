@@ -59,10 +59,30 @@ func env(k, def string) string {
 	return def
 }
 
-func migrate(ctx context.Context, log *slog.Logger) error {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+// retry calls f until it succeeds or the window closes: a Service's
+// endpoints reach kube-proxy a moment after the pod behind it is Ready.
+func retry(ctx context.Context, window time.Duration, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, window)
 	defer cancel()
-	conn, err := pgx.Connect(cctx, databaseURL())
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func migrate(ctx context.Context, log *slog.Logger) error {
+	var conn *pgx.Conn
+	err := retry(ctx, 5*time.Second, func(ctx context.Context) (err error) {
+		conn, err = pgx.Connect(ctx, databaseURL())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cannot reach PostgreSQL: %w", err)
 	}
@@ -83,7 +103,7 @@ func serve(ctx context.Context, log *slog.Logger) error {
 	s := &datastorage.Server{DB: pool, Redis: rdb, Log: log}
 	// Like the services it stands for, datastorage refuses to start without
 	// its dependencies: started too early, it exits and the kubelet backs off.
-	if err := s.Check(ctx); err != nil {
+	if err := retry(ctx, 5*time.Second, s.Check); err != nil {
 		return fmt.Errorf("dependencies not ready at start: %w", err)
 	}
 	srv := &http.Server{Addr: env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
