@@ -198,3 +198,20 @@ func (c *Client) EnsureSecret(ctx context.Context, ns, name, key string) (create
 	}
 	return err == nil, err
 }
+
+// DeleteNamespace deletes ns and waits until it is gone.
+func (c *Client) DeleteNamespace(ctx context.Context, ns string) error {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	err := c.Core.CoreV1().Namespaces().Delete(rctx, ns, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+}

@@ -206,6 +206,28 @@ func TestIntegrationKind(t *testing.T) {
 		}
 	})
 
+	t.Run("diagnostics hold pods, events and the crashed container's previous log", func(t *testing.T) {
+		dir := t.TempDir()
+		if err := k.Diagnose(ctx, ns, dir); err != nil {
+			t.Fatal(err)
+		}
+		pods, err := os.ReadFile(filepath.Join(dir, "pods.txt"))
+		if err != nil || !strings.Contains(string(pods), "crasher-") || !strings.Contains(string(pods), "RESTARTS") {
+			t.Errorf("pods.txt: %s %v", pods, err)
+		}
+		events, err := os.ReadFile(filepath.Join(dir, "events.txt"))
+		if err != nil || !strings.Contains(string(events), "BackOff") {
+			t.Errorf("events.txt lacks the back-off: %s %v", events, err)
+		}
+		prev, _ := filepath.Glob(filepath.Join(dir, "log-crasher-*-main.previous.txt"))
+		if len(prev) != 1 {
+			t.Fatalf("no previous log of the crasher in %s", dir)
+		}
+		if b, _ := os.ReadFile(prev[0]); !strings.Contains(string(b), "cannot reach the database") {
+			t.Errorf("previous log: %q", b)
+		}
+	})
+
 	t.Run("a missing image reports ErrImageNeverPull", func(t *testing.T) {
 		objs := manifest(t, "missing.yaml", deployment("missing", "testbed/not-loaded:v0", `"/sleeper"`, "Never"))
 		apply(t, objs)

@@ -1,0 +1,67 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/testbed-dev/testbed/internal/testenv"
+)
+
+// TestIntegrationInterruptedCreateLeavesNothing cancels the context while
+// kind creates the cluster: Create must return the cancellation and no
+// cluster may remain.
+func TestIntegrationInterruptedCreateLeavesNothing(t *testing.T) {
+	_, nodeImage := testenv.RequireKind(t)
+	c, err := Open(NameFor(fmt.Sprintf("ctrlc-%d", time.Now().UnixNano()%100000)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(3*time.Second, cancel) // what Ctrl-C does to a target's context
+	var out strings.Builder
+	_, err = c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "ctrlc"}, &out)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("error %v, want context.Canceled", err)
+	}
+	if ok, err := c.Exists(context.Background()); err != nil || ok {
+		t.Fatalf("cluster left behind after the interrupt (exists=%v, %v)\n%s", ok, err, out.String())
+	}
+}
+
+// TestIntegrationReuse creates a cluster, then asks for it again with and
+// without reuse.
+func TestIntegrationReuse(t *testing.T) {
+	_, nodeImage := testenv.RequireKind(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := Open(NameFor(fmt.Sprintf("reuse-%d", time.Now().UnixNano()%100000)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "E2E_REUSE_CLUSTER=1") || !strings.Contains(err.Error(), "cluster:delete reuse") {
+		t.Fatalf("second create without reuse: %v", err)
+	}
+	t0 := time.Now()
+	reused, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse", Reuse: true}, io.Discard)
+	if err != nil || !reused {
+		t.Fatalf("reuse: %v %v", reused, err)
+	}
+	t.Logf("reused in %s", time.Since(t0).Round(time.Millisecond))
+	if err := c.Delete(ctx, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Delete(ctx, io.Discard); err != nil {
+		t.Fatalf("second delete: %v", err)
+	}
+}

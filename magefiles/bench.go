@@ -1,0 +1,27 @@
+//go:build mage
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"github.com/magefile/mage/mg"
+)
+
+// Bench measures setups side by side.
+type Bench mg.Namespace
+
+// Deploy times deploy-and-wait of a service's stack in sequential, phased and dataflow modes on its existing cluster, n runs each.
+func (Bench) Deploy(ctx context.Context, service, n string) error {
+	runs, err := strconv.Atoi(n)
+	if err != nil || runs < 1 {
+		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
+	}
+	tb, err := load()
+	if err != nil {
+		return err
+	}
+	return tb.BenchDeploy(ctx, service, runs)
+}
