@@ -59,6 +59,12 @@ func env(k, def string) string {
 	return def
 }
 
+// startupRetry covers the moment a Service's endpoints take to reach
+// kube-proxy after its pod is Ready, not a dependency that is still
+// starting: like the services it stands for, datastorage started before
+// PostgreSQL is ready exits, and the kubelet backs off.
+const startupRetry = 2 * time.Second
+
 // retry calls f until it succeeds or the window closes: a Service's
 // endpoints reach kube-proxy a moment after the pod behind it is Ready.
 func retry(ctx context.Context, window time.Duration, f func(context.Context) error) error {
@@ -79,7 +85,7 @@ func retry(ctx context.Context, window time.Duration, f func(context.Context) er
 
 func migrate(ctx context.Context, log *slog.Logger) error {
 	var conn *pgx.Conn
-	err := retry(ctx, 5*time.Second, func(ctx context.Context) (err error) {
+	err := retry(ctx, startupRetry, func(ctx context.Context) (err error) {
 		conn, err = pgx.Connect(ctx, databaseURL())
 		return err
 	})
@@ -103,7 +109,7 @@ func serve(ctx context.Context, log *slog.Logger) error {
 	s := &datastorage.Server{DB: pool, Redis: rdb, Log: log}
 	// Like the services it stands for, datastorage refuses to start without
 	// its dependencies: started too early, it exits and the kubelet backs off.
-	if err := retry(ctx, 5*time.Second, s.Check); err != nil {
+	if err := retry(ctx, startupRetry, s.Check); err != nil {
 		return fmt.Errorf("dependencies not ready at start: %w", err)
 	}
 	srv := &http.Server{Addr: env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
