@@ -17,3 +17,8 @@ type E2e mg.Namespace
 func (E2e) Datastorage(ctx context.Context) error {
 	return run(ctx, "datastorage", testbed.PartsE2E)
 }
+
+// Gateway builds, creates the cluster, deploys gateway's stack (CRDs, PostgreSQL, Redis, migrations, datastorage, gateway) and runs its suite, then deletes the cluster.
+func (E2e) Gateway(ctx context.Context) error {
+	return run(ctx, "gateway", testbed.PartsE2E)
+}

@@ -488,3 +488,23 @@ func benchPlan(b *testing.B, chain bool) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/step")
 }
+
+// TestCappedClassServesTheLongestChainFirst: two loads are ready at once
+// and the import class allows one; the one a longer chain waits on goes first.
+func TestCappedClassServesTheLongestChainFirst(t *testing.T) {
+	t.Parallel()
+	rec := &recorder{}
+	p := &Plan{Name: "prio", Limits: map[string]int{"import": 1}, Steps: []Step{
+		{Name: "load app", Class: "import", Run: rec.step("load app")},
+		{Name: "load db", Class: "import", Run: rec.step("load db")},
+		{Name: "apply app", Needs: []string{"load app", "ready db"}, Run: rec.step("apply app")},
+		{Name: "apply db", Needs: []string{"load db"}, Run: rec.step("apply db")},
+		{Name: "ready db", Needs: []string{"apply db"}, Run: rec.step("ready db")},
+	}}
+	if _, err := Run(context.Background(), p, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if rec.index("start load db") > rec.index("start load app") {
+		t.Errorf("load app went first although load db heads the longer chain: %v", rec.log)
+	}
+}

@@ -210,3 +210,35 @@ func (p *Plan) Describe(w io.Writer, m Mode) {
 		fmt.Fprintf(w, "  %-28s finally (%s)\n", s.Name, when)
 	}
 }
+
+// priorityOrder lists step indexes by how long a chain of steps waits on
+// each (longest first), then in plan order. When several steps could start
+// and a class cap lets only some, those on the longest remaining chain go
+// first: a critical-path list schedule.
+func (p *Plan) priorityOrder() []int {
+	dependents := map[string][]string{}
+	for _, s := range p.Steps {
+		for _, n := range s.Needs {
+			dependents[n] = append(dependents[n], s.Name)
+		}
+	}
+	height := map[string]int{}
+	var h func(string) int
+	h = func(n string) int {
+		if v, ok := height[n]; ok {
+			return v
+		}
+		best := 0
+		for _, d := range dependents[n] {
+			best = max(best, h(d))
+		}
+		height[n] = best + 1
+		return best + 1
+	}
+	order := make([]int, len(p.Steps))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return h(p.Steps[b].Name) - h(p.Steps[a].Name) })
+	return order
+}

@@ -176,11 +176,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 		return true
 	}
 
+	order := p.priorityOrder()
 	var planErr error
 	finishedCount := 0
 	for finishedCount < n {
 		if gctx.Err() == nil {
-			for i := range p.Steps {
+			for _, i := range order {
 				if !eligible(i) {
 					continue
 				}

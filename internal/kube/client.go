@@ -87,9 +87,9 @@ func (c *Client) resourceFor(o *unstructured.Unstructured) (dynamic.ResourceInte
 	return c.Dynamic.Resource(m.Resource), nil
 }
 
-// Apply server-side applies the objects into namespace ns (namespaced kinds
-// only). An error names the manifest file and the object.
-func (c *Client) Apply(ctx context.Context, ns string, objs []Object, w io.Writer) error {
+// SetNamespace puts the namespaced objects in ns and leaves cluster-scoped
+// ones (CRDs, cluster roles) without one.
+func (c *Client) SetNamespace(objs []Object, ns string) error {
 	for _, o := range objs {
 		m, err := c.resource(o.Unstructured)
 		if err != nil {
@@ -97,7 +97,20 @@ func (c *Client) Apply(ctx context.Context, ns string, objs []Object, w io.Write
 		}
 		if m.Scope.Name() == meta.RESTScopeNameNamespace {
 			o.SetNamespace(ns)
+		} else {
+			o.SetNamespace("")
 		}
+	}
+	return nil
+}
+
+// Apply server-side applies the objects into namespace ns (namespaced kinds
+// only). An error names the manifest file and the object.
+func (c *Client) Apply(ctx context.Context, ns string, objs []Object, w io.Writer) error {
+	if err := c.SetNamespace(objs, ns); err != nil {
+		return err
+	}
+	for _, o := range objs {
 		verb, err := c.applyOne(ctx, o)
 		if err != nil {
 			return fmt.Errorf("%s: %s: %w", o.Source, o, err)

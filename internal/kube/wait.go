@@ -73,11 +73,11 @@ func (c *Client) Wait(ctx context.Context, objs []Object, o WaitOptions, w io.Wr
 	defer func() { stop(); wg.Wait() }()
 
 	// Pods of the workloads: fail fast on what kstatus would wait out.
-	if sel := podSelectors(objs); len(sel) > 0 {
+	if sel, ns := podSelectors(objs); len(sel) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := c.watchPods(wctx, objs[0].GetNamespace(), sel, o.FailOnCrashLoop); err != nil && wctx.Err() == nil {
+			if err := c.watchPods(wctx, ns, sel, o.FailOnCrashLoop); err != nil && wctx.Err() == nil {
 				fail <- failure{err}
 			}
 		}()
@@ -179,10 +179,15 @@ func (c *Client) watchObject(ctx context.Context, obj Object, seen func(*status.
 	return err
 }
 
-// podSelectors maps each workload to the selector of its pods.
-func podSelectors(objs []Object) map[string]labels.Selector {
+// podSelectors maps each workload to the selector of its pods, and returns
+// the workloads' namespace (a component's workloads share one).
+func podSelectors(objs []Object) (map[string]labels.Selector, string) {
 	out := map[string]labels.Selector{}
+	ns := ""
 	for _, o := range objs {
+		if _, ok := podSpecPaths[o.GetKind()]; ok {
+			ns = o.GetNamespace()
+		}
 		switch o.GetKind() {
 		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet":
 			ml, _, _ := unstructured.NestedStringMap(o.Object, "spec", "selector", "matchLabels")
@@ -193,7 +198,7 @@ func podSelectors(objs []Object) map[string]labels.Selector {
 			out[o.String()] = labels.SelectorFromSet(labels.Set{"batch.kubernetes.io/job-name": o.GetName()})
 		}
 	}
-	return out
+	return out, ns
 }
 
 // watchPods returns an error as soon as a pod of the selectors cannot start.

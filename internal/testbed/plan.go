@@ -293,10 +293,14 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 		}
 		refs[img] = ref
 	}
-	for _, o := range objs {
-		o.SetNamespace(r.topo.Namespace)
+	if err := kube.SetImages(objs, refs); err != nil {
+		return nil, err
 	}
-	return objs, kube.SetImages(objs, refs)
+	k, err := r.kubeClient()
+	if err != nil {
+		return nil, err
+	}
+	return objs, k.SetNamespace(objs, r.topo.Namespace)
 }
 
 func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
