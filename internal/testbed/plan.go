@@ -15,6 +15,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/engine"
@@ -114,6 +115,7 @@ const (
 	stepCluster   = "create cluster"
 	stepConnect   = "connect cluster"
 	stepNamespace = "prepare namespace"
+	stepDNS       = "ready cluster DNS"
 	stepDiagnose  = "collect diagnostics"
 	stepDelete    = "delete cluster"
 )
@@ -162,6 +164,7 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	}
 	if parts.Deploy {
 		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
+		add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
 		var gate []string
 		for _, comp := range svc.Components {
 			c := t.Topo.Components[comp]
@@ -175,6 +178,10 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 			}
 			for _, n := range c.Needs {
 				needs = append(needs, readyStep(n))
+			}
+			if len(c.Needs) > 0 {
+				// It reaches what it needs by Service name.
+				needs = append(needs, stepDNS)
 			}
 			add(engine.Step{Name: applyStep(comp), Needs: needs, Phase: engine.PhaseApply, Run: r.apply(comp, c)})
 			add(engine.Step{Name: readyStep(comp), Needs: []string{applyStep(comp)}, Phase: engine.PhaseWait, Run: r.ready(comp, c)})
@@ -277,6 +284,20 @@ func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "namespace %s; secret %s %s\n", r.topo.Namespace, PasswordSecret, map[bool]string{true: "created with a random password", false: "kept"}[created])
 	return nil
+}
+
+// clusterDNS waits for CoreDNS: a fresh cluster answers the API before
+// its DNS, and a pod that looks up a Service then fails.
+func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	coredns := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apps/v1", "kind": "Deployment",
+		"metadata": map[string]any{"name": "coredns", "namespace": "kube-system"},
+	}}
+	return k.Wait(ctx, []kube.Object{{Unstructured: coredns}}, kube.WaitOptions{Timeout: r.cfg.Timeout}, w)
 }
 
 // manifests reads a component's objects with the run's image references.

@@ -39,8 +39,8 @@ func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 	}
 	want := map[string][]string{
 		"apply postgresql":  {"prepare namespace", "load postgresql"},
-		"apply migrations":  {"prepare namespace", "load datastorage", "ready postgresql"},
-		"apply datastorage": {"prepare namespace", "load datastorage", "ready migrations", "ready redis"},
+		"apply migrations":  {"prepare namespace", "load datastorage", "ready postgresql", "ready cluster DNS"},
+		"apply datastorage": {"prepare namespace", "load datastorage", "ready migrations", "ready redis", "ready cluster DNS"},
 		"load datastorage":  {"create cluster", "build datastorage"},
 		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage"},
 	}
