@@ -14,9 +14,12 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/testenv"
@@ -188,6 +191,44 @@ func TestIntegrationKind(t *testing.T) {
 		}
 		if !strings.Contains(out.String(), "Deployment/sleeper unchanged") {
 			t.Errorf("re-apply: %s", out.String())
+		}
+	})
+
+	t.Run("a component that needs another is applied only once that one is Ready", func(t *testing.T) {
+		// db becomes Ready only after its probe's 3 s delay; app needs db.
+		db := manifest(t, "db.yaml", deployment("db", img.Ref, `"/sleeper"`, "Never")+
+			"          readinessProbe: {exec: {command: [/sleeper, --version]}, initialDelaySeconds: 3, periodSeconds: 1}\n")
+		app := manifest(t, "app.yaml", deployment("app", img.Ref, `"/sleeper"`, "Never"))
+		step := func(f func() error) func(context.Context, io.Writer) error {
+			return func(context.Context, io.Writer) error { return f() }
+		}
+		p := &engine.Plan{Name: "needs", Steps: []engine.Step{
+			{Name: "apply app", Needs: []string{"ready db"}, Run: step(func() error { return k.Apply(ctx, ns, app, &log) })},
+			{Name: "apply db", Run: step(func() error { return k.Apply(ctx, ns, db, &log) })},
+			{Name: "ready db", Needs: []string{"apply db"}, Run: step(func() error {
+				return k.Wait(ctx, db, kube.WaitOptions{Timeout: time.Minute, FailOnCrashLoop: true}, &log)
+			})},
+		}}
+		if _, err := engine.Run(ctx, p, engine.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		pods, err := k.Core.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=db"})
+		if err != nil || len(pods.Items) != 1 {
+			t.Fatalf("db pods: %v", err)
+		}
+		var readyAt time.Time
+		for _, c := range pods.Items[0].Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				readyAt = c.LastTransitionTime.Time
+			}
+		}
+		appDep, err := k.Core.AppsV1().Deployments(ns).Get(ctx, "app", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Both times come from the API server, at one-second resolution.
+		if readyAt.IsZero() || appDep.CreationTimestamp.Time.Before(readyAt) {
+			t.Errorf("app created at %s, db Ready at %s", appDep.CreationTimestamp.Time, readyAt)
 		}
 	})
 

@@ -77,6 +77,11 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s); delete it with: go run magefile.go cluster:delete %s\n", r.cluster.Name, r.cluster.Kubeconfig, service)
 		}
 	}
+	for _, st := range res.Steps {
+		if st.Name == "suite "+service && st.State != engine.Skipped {
+			fmt.Fprintf(t.Out, "  setup %s (until the suite started), suite %s\n", st.Start.Round(100*time.Millisecond), st.Duration().Round(100*time.Millisecond))
+		}
+	}
 	verdict := "passed"
 	if err != nil {
 		verdict = "FAILED"
