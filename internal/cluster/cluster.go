@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/testbed-dev/testbed/internal/topology"
@@ -183,14 +184,35 @@ func (c *Cluster) EnsureKubeconfig(ctx context.Context) error {
 // Delete removes the cluster and its kubeconfig; deleting a cluster that
 // does not exist succeeds.
 func (c *Cluster) Delete(ctx context.Context, w io.Writer) error {
-	_, err := withDeadline(ctx, 2*time.Minute, "deleting cluster "+c.Name, func() (struct{}, error) {
-		return struct{}{}, c.provider.Delete(c.Name, c.Kubeconfig)
-	})
+	var err error
+	// `docker rm -f` of a node sometimes fails while another container is
+	// torn down at the same time (seen with two test clusters at once):
+	// try again before giving up.
+	for attempt := 1; attempt <= 3; attempt++ {
+		_, err = withDeadline(ctx, 2*time.Minute, "deleting cluster "+c.Name, func() (struct{}, error) {
+			return struct{}{}, c.provider.Delete(c.Name, c.Kubeconfig)
+		})
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintf(w, "delete attempt %d: %v\n", attempt, runErrorDetail(err))
+		time.Sleep(2 * time.Second)
+	}
 	if err != nil {
-		return err
+		return runErrorDetail(err)
 	}
 	fmt.Fprintf(w, "deleted cluster %s\n", c.Name)
 	return os.RemoveAll(filepath.Dir(c.Kubeconfig))
+}
+
+// runErrorDetail adds the output of a failed command kind ran (which kind's
+// own message leaves out).
+func runErrorDetail(err error) error {
+	var re *kindexec.RunError
+	if errors.As(err, &re) && len(re.Output) > 0 {
+		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(re.Output)))
+	}
+	return err
 }
 
 // CollectLogs writes kind's node logs into dir.
