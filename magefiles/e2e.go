@@ -22,3 +22,33 @@ func (E2e) Datastorage(ctx context.Context) error {
 func (E2e) Gateway(ctx context.Context) error {
 	return run(ctx, "gateway", testbed.PartsE2E)
 }
+
+// HolmesgptAPI builds, creates the cluster, deploys holmesgpt-api (the deterministic analysis API) and runs its suite, then deletes the cluster.
+func (E2e) HolmesgptAPI(ctx context.Context) error {
+	return run(ctx, "holmesgpt-api", testbed.PartsE2E)
+}
+
+// Signalprocessing builds, creates the cluster, deploys signalprocessing's stack and runs its suite, then deletes the cluster.
+func (E2e) Signalprocessing(ctx context.Context) error {
+	return run(ctx, "signalprocessing", testbed.PartsE2E)
+}
+
+// Aianalysis builds, creates the cluster, deploys aianalysis's stack (with holmesgpt-api) and runs its suite, then deletes the cluster.
+func (E2e) Aianalysis(ctx context.Context) error {
+	return run(ctx, "aianalysis", testbed.PartsE2E)
+}
+
+// Workflowexecution builds, creates the cluster, deploys workflowexecution's stack and runs its suite, then deletes the cluster.
+func (E2e) Workflowexecution(ctx context.Context) error {
+	return run(ctx, "workflowexecution", testbed.PartsE2E)
+}
+
+// Notification builds, creates the cluster, deploys notification's stack and runs its suite, then deletes the cluster.
+func (E2e) Notification(ctx context.Context) error {
+	return run(ctx, "notification", testbed.PartsE2E)
+}
+
+// Remediationorchestrator builds, creates the cluster, deploys the whole remediation pipeline and runs its suite, then deletes the cluster.
+func (E2e) Remediationorchestrator(ctx context.Context) error {
+	return run(ctx, "remediationorchestrator", testbed.PartsE2E)
+}

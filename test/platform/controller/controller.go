@@ -269,7 +269,9 @@ func httpReady(ctx context.Context, c *http.Client, base string) error {
 }
 
 // HTTPReady checks another service's /readyz.
-func HTTPReady(ctx context.Context, c *http.Client, base string) error { return httpReady(ctx, c, base) }
+func HTTPReady(ctx context.Context, c *http.Client, base string) error {
+	return httpReady(ctx, c, base)
+}
 
 // Phase reads status.phase.
 func Phase(u *unstructured.Unstructured) string {

@@ -1,0 +1,28 @@
+package aianalysis_test
+
+import (
+	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	. "github.com/onsi/gomega"
+
+	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
+	"github.com/testbed-dev/testbed/test/platform/controller"
+	"github.com/testbed-dev/testbed/test/platform/holmesgptapi"
+	"github.com/testbed-dev/testbed/test/platform/pipeline"
+)
+
+var _ = Describe("AI analysis", func() {
+	It("asks holmesgpt-api and records its analysis", func(ctx SpecContext) {
+		rr := e2eenv.Unique("rr")
+		name := "ai-" + rr
+		Expect(env.Create(ctx, controller.AIAnalyses, "AIAnalysis", name, map[string]any{
+			"remediationRequest": rr, "alertName": "DiskFull"})).To(Succeed())
+		Eventually(env.Status).WithContext(ctx).WithArguments(controller.AIAnalyses, name, "phase").
+			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
+		want := holmesgptapi.Investigate(holmesgptapi.Request{AlertName: "DiskFull"})
+		Expect(env.Status(ctx, controller.AIAnalyses, name, "recommendedWorkflow")).To(Equal(want.RecommendedWorkflow))
+		Expect(env.Status(ctx, controller.AIAnalyses, name, "rootCause")).To(Equal(want.RootCause))
+		Expect(env.AuditTypes(ctx, rr)).To(ConsistOf("aianalysis.completed"))
+	})
+})

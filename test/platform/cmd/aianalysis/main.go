@@ -1,0 +1,9 @@
+// Command aianalysis runs the aianalysis controller.
+package main
+
+import (
+	"github.com/testbed-dev/testbed/test/platform/controller"
+	"github.com/testbed-dev/testbed/test/platform/pipeline"
+)
+
+func main() { controller.Main(pipeline.AIAnalysis) }
