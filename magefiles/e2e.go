@@ -23,8 +23,8 @@ func (E2e) Gateway(ctx context.Context) error {
 	return run(ctx, "gateway", testbed.PartsE2E)
 }
 
-// HolmesgptAPI builds, creates the cluster, deploys holmesgpt-api (the deterministic analysis API) and runs its suite, then deletes the cluster.
-func (E2e) HolmesgptAPI(ctx context.Context) error {
+// Holmesgptapi builds, creates the cluster, deploys holmesgpt-api (the deterministic analysis API) and runs its suite, then deletes the cluster.
+func (E2e) Holmesgptapi(ctx context.Context) error {
 	return run(ctx, "holmesgpt-api", testbed.PartsE2E)
 }
 
