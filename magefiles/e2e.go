@@ -52,3 +52,13 @@ func (E2e) Notification(ctx context.Context) error {
 func (E2e) Remediationorchestrator(ctx context.Context) error {
 	return run(ctx, "remediationorchestrator", testbed.PartsE2E)
 }
+
+// All runs every service's E2E, E2E_PARALLEL clusters at once, each image built once; a summary table at the end, non-zero exit if any failed.
+func (E2e) All(ctx context.Context) error {
+	tb, err := load()
+	if err != nil {
+		return err
+	}
+	_, err = tb.All(ctx, tb.Cfg.Parallel, tb.Cfg.FailFast)
+	return err
+}

@@ -199,3 +199,30 @@ func (r *Result) Save(dir string) ([]string, error) {
 	}
 	return paths, nil
 }
+
+// WriteMermaid writes the timeline as a mermaid gantt chart (GitHub renders
+// it in a step summary); steps on the critical path are marked crit.
+func (r *Result) WriteMermaid(w io.Writer) {
+	crit := map[string]bool{}
+	for _, n := range r.Analyze().CriticalPath {
+		crit[n] = true
+	}
+	fmt.Fprintf(w, "```mermaid\ngantt\n  title %s (%s), makespan %s\n  dateFormat x\n  axisFormat %%M:%%S\n  section steps\n", r.Plan, r.Mode, fmtDur(r.Makespan))
+	for _, s := range r.Steps {
+		if s.State == Skipped {
+			continue
+		}
+		tags := []string{}
+		switch {
+		case s.State == Failed:
+			tags = append(tags, "crit")
+		case crit[s.Name]:
+			tags = append(tags, "active")
+		default:
+			tags = append(tags, "done")
+		}
+		name := strings.NewReplacer(":", " ", "#", " ").Replace(s.Name)
+		fmt.Fprintf(w, "  %s :%s, %d, %d\n", name, strings.Join(tags, ","), s.Start.Milliseconds(), max(s.End.Milliseconds(), s.Start.Milliseconds()+1))
+	}
+	fmt.Fprintln(w, "```")
+}

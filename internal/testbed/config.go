@@ -32,6 +32,8 @@ var Knobs = []Knob{
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
+	{"E2E_PARALLEL", "from cores and memory", "clusters e2e:all runs at once (one per core and per 3 GiB available, at least 1)"},
+	{"E2E_FAIL_FAST", "0", "1 makes e2e:all stop at the first failing service"},
 }
 
 // Config is the knobs, read once.
@@ -47,6 +49,8 @@ type Config struct {
 	Timeout          time.Duration
 	SuiteTimeout     time.Duration
 	Artifacts        string
+	Parallel         int // 0: DefaultParallel
+	FailFast         bool
 }
 
 // ConfigFromEnv reads the knobs; root is the repository.
@@ -78,6 +82,15 @@ func ConfigFromEnv(root string) (Config, error) {
 		if *d.dst, err = durationVar(d.name, d.def); err != nil {
 			return c, err
 		}
+	}
+	if c.Parallel, err = intVar("E2E_PARALLEL", 0); err != nil {
+		return c, err
+	}
+	if c.Parallel < 0 {
+		return c, fmt.Errorf("E2E_PARALLEL=%d: it must be at least 1", c.Parallel)
+	}
+	if c.FailFast, err = boolVar("E2E_FAIL_FAST"); err != nil {
+		return c, err
 	}
 	c.Artifacts = os.Getenv("E2E_ARTIFACTS")
 	if c.Artifacts == "" {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +50,7 @@ const PasswordSecret = "postgresql-credentials"
 // run is the state the steps of one plan share.
 type run struct {
 	cfg     Config
+	memo    *buildMemo
 	topo    *topology.Topology
 	name    string
 	svc     *topology.Service
@@ -116,6 +118,7 @@ const (
 	stepConnect   = "connect cluster"
 	stepNamespace = "prepare namespace"
 	stepDNS       = "ready cluster DNS"
+	stepPorts     = "reach host ports"
 	stepDiagnose  = "collect diagnostics"
 	stepDelete    = "delete cluster"
 )
@@ -130,7 +133,11 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &run{cfg: t.Cfg, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}}
+	memo := t.memo
+	if memo == nil {
+		memo = &buildMemo{}
+	}
+	r := &run{cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}}
 	importClass := "import:" + cl.Name
 	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
@@ -188,6 +195,10 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 			gate = append(gate, readyStep(comp))
 		}
 		if parts.Suite {
+			if len(svc.Ports) > 0 {
+				add(engine.Step{Name: stepPorts, Needs: gate, Phase: engine.PhaseWait, Run: r.reachPorts})
+				gate = append(gate, stepPorts)
+			}
 			add(engine.Step{Name: "suite " + service, Needs: gate, Phase: engine.PhaseTest, Run: r.suite})
 		}
 	}
@@ -209,9 +220,12 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 			return err
 		}
 		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild}
-		res, err := b.Build(ctx, name, img, w)
+		res, shared, err := r.memo.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
 		if err != nil {
 			return err
+		}
+		if shared {
+			fmt.Fprintf(w, "shared: %s was built earlier in this run\n", res.Ref)
 		}
 		r.setImage(name, res.Ref, res.ID)
 		return nil
@@ -298,6 +312,37 @@ func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
 		"metadata": map[string]any{"name": "coredns", "namespace": "kube-system"},
 	}}
 	return k.Wait(ctx, []kube.Object{{Unstructured: coredns}}, kube.WaitOptions{Timeout: r.cfg.Timeout}, w)
+}
+
+// reachPorts waits until every mapped port answers HTTP from the host: a
+// Service can be Ready before kube-proxy has programmed its NodePort, and
+// the suite comes in through the NodePort (seen: connection reset by peer
+// on a cluster a few seconds old).
+func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, r.cfg.Timeout)
+	defer cancel()
+	client := &http.Client{Timeout: 2 * time.Second}
+	t0 := time.Now()
+	for _, p := range r.svc.Ports {
+		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", p.HostPort)
+		var last error
+		for {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			resp, err := client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				fmt.Fprintf(w, "127.0.0.1:%d (%s) answered %d after %s\n", p.HostPort, p.Name, resp.StatusCode, time.Since(t0).Round(100*time.Millisecond))
+				break
+			}
+			last = err
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("127.0.0.1:%d (%s, NodePort %d) does not answer: %v", p.HostPort, p.Name, p.NodePort, last)
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	return nil
 }
 
 // manifests reads a component's objects with the run's image references.
@@ -388,6 +433,8 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 }
 
 func (r *run) artifacts() string { return filepath.Join(r.cfg.Artifacts, r.name) }
+
+func (t *Testbed) artifactsOf(service string) string { return filepath.Join(t.Cfg.Artifacts, service) }
 
 func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 	ok, err := r.cluster.Exists(ctx)

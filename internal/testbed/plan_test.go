@@ -42,7 +42,8 @@ func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 		"apply migrations":  {"prepare namespace", "load datastorage", "ready postgresql", "ready cluster DNS"},
 		"apply datastorage": {"prepare namespace", "load datastorage", "ready migrations", "ready redis", "ready cluster DNS"},
 		"load datastorage":  {"create cluster", "build datastorage"},
-		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage"},
+		"reach host ports":  {"ready postgresql", "ready redis", "ready migrations", "ready datastorage"},
+		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage", "reach host ports"},
 	}
 	for step, needs := range want {
 		if got := needsOf(p, step); !slices.Equal(got, needs) {

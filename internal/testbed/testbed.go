@@ -2,11 +2,13 @@ package testbed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/mattn/go-isatty"
@@ -25,6 +27,8 @@ type Testbed struct {
 	Topo *topology.Topology
 	// Out receives the run's output (stderr by default).
 	Out io.Writer
+
+	memo *buildMemo // shared by the runs of one process
 }
 
 // New reads the knobs and the topology of the repository at root.
@@ -37,7 +41,7 @@ func New(root string) (*Testbed, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Testbed{Cfg: cfg, Topo: topo, Out: os.Stderr}, nil
+	return &Testbed{Cfg: cfg, Topo: topo, Out: os.Stderr, memo: &buildMemo{}}, nil
 }
 
 // style picks the output framing: GitHub Actions groups, a live status line
@@ -81,6 +85,12 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	if (parts.Create || parts.Deploy) && !(parts.Destroy && !t.Cfg.KeepCluster) {
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s); delete it with: go run magefile.go cluster:delete %s\n", r.cluster.Name, r.cluster.Kubeconfig, service)
+		}
+	}
+	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
+		if f, ferr := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
+			res.WriteMermaid(f)
+			f.Close()
 		}
 	}
 	for _, st := range res.Steps {
@@ -139,4 +149,25 @@ func (t *Testbed) Prune(ctx context.Context) error {
 		fmt.Fprintln(t.Out, "no testbed clusters")
 	}
 	return errors.Join(errs...)
+}
+
+// WriteMatrix writes the GitHub Actions matrix of the topology's services:
+// {"service":[...]} with each service's mage target name.
+func (t *Testbed) WriteMatrix(w io.Writer) error {
+	var targets []string
+	for _, s := range t.Topo.ServiceNames() {
+		targets = append(targets, MageTarget(s))
+	}
+	b, err := json.Marshal(map[string][]string{"service": targets})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// MageTarget is the e2e target of a service: mage names cannot hold a
+// hyphen, and it matches names without regard to case.
+func MageTarget(service string) string {
+	return strings.ReplaceAll(service, "-", "")
 }

@@ -1,0 +1,199 @@
+package testbed
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/images"
+)
+
+// buildMemo builds each image once per process, whichever service asks
+// first: e2e:all shares datastorage's image between seven environments.
+type buildMemo struct {
+	mu   sync.Mutex
+	runs map[string]*buildRun
+}
+
+type buildRun struct {
+	done chan struct{}
+	res  images.Built
+	err  error
+}
+
+// do runs build for name once; later callers wait for and share its result.
+// A failed or canceled build is not remembered, so a later caller retries.
+func (m *buildMemo) do(ctx context.Context, name string, build func() (images.Built, error)) (images.Built, bool, error) {
+	m.mu.Lock()
+	if m.runs == nil {
+		m.runs = map[string]*buildRun{}
+	}
+	if r, ok := m.runs[name]; ok {
+		m.mu.Unlock()
+		select {
+		case <-r.done:
+			if r.err == nil {
+				return r.res, true, nil
+			}
+			return m.do(ctx, name, build)
+		case <-ctx.Done():
+			return images.Built{}, false, ctx.Err()
+		}
+	}
+	r := &buildRun{done: make(chan struct{})}
+	m.runs[name] = r
+	m.mu.Unlock()
+	r.res, r.err = build()
+	if r.err != nil {
+		m.mu.Lock()
+		delete(m.runs, name)
+		m.mu.Unlock()
+	}
+	close(r.done)
+	return r.res, false, r.err
+}
+
+// DefaultParallel is how many clusters e2e:all runs at once when
+// E2E_PARALLEL is unset: one per core, and one per 3 GiB of available
+// memory (a kind node with a service's stack), at least 1.
+func DefaultParallel() int {
+	n := runtime.NumCPU()
+	if avail := memAvailable(); avail > 0 {
+		n = min(n, int(avail/(3<<30)))
+	}
+	return max(1, n)
+}
+
+func memAvailable() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+// Outcome is one service's line in the e2e:all summary.
+type Outcome struct {
+	Service   string
+	Setup     time.Duration
+	Suite     time.Duration
+	Total     time.Duration
+	Err       error
+	Artifacts string
+}
+
+// All runs every service's E2E, up to parallel clusters at once, each
+// isolated (cluster name, host ports, kubeconfig, temporary paths). Each
+// service's output is printed whole when it ends. It runs them all and
+// fails after, unless failFast.
+func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outcome, error) {
+	services := t.Topo.ServiceNames()
+	if parallel < 1 {
+		parallel = DefaultParallel()
+	}
+	fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d cluster(s) at once: %s\n", len(services), parallel, strings.Join(services, ", "))
+	if t.memo == nil {
+		t.memo = &buildMemo{}
+	}
+	outcomes := make([]Outcome, len(services))
+	var mu sync.Mutex // t.Out
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
+	t0 := time.Now()
+	for i, svc := range services {
+		g.Go(func() error {
+			var buf bytes.Buffer
+			tb := *t
+			tb.Out = &buf
+			mu.Lock()
+			fmt.Fprintf(t.Out, "▶ %s\n", svc)
+			mu.Unlock()
+			res, err := tb.Run(gctx, svc, PartsE2E)
+			o := Outcome{Service: svc, Err: err, Artifacts: tb.artifactsOf(svc)}
+			if res != nil {
+				o.Total = res.Total
+				for _, st := range res.Steps {
+					if st.Name == "suite "+svc && st.State != engine.Skipped {
+						o.Setup, o.Suite = st.Start, st.Duration()
+					}
+				}
+			}
+			outcomes[i] = o
+			mu.Lock()
+			fmt.Fprintf(t.Out, "┌ %s\n", svc)
+			for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
+				fmt.Fprintf(t.Out, "│ %s\n", l)
+			}
+			fmt.Fprintf(t.Out, "└ %s %s (%s)\n", map[bool]string{true: "✓", false: "✗"}[err == nil], svc, o.Total.Round(100*time.Millisecond))
+			mu.Unlock()
+			if err != nil && failFast {
+				return fmt.Errorf("%s: %w", svc, err)
+			}
+			return nil
+		})
+	}
+	ferr := g.Wait()
+	wall := time.Since(t0)
+	writeSummary(t.Out, outcomes, wall)
+	var errs []error
+	for _, o := range outcomes {
+		if o.Err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", o.Service, firstLineErr(o.Err)))
+		}
+	}
+	if ferr != nil && len(errs) == 0 {
+		errs = append(errs, ferr)
+	}
+	return outcomes, errors.Join(errs...)
+}
+
+func writeSummary(w io.Writer, outcomes []Outcome, wall time.Duration) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nservice\tsetup\tsuite\ttotal\tresult\tartifacts")
+	var sum time.Duration
+	for _, o := range outcomes {
+		result := "passed"
+		switch {
+		case o.Err != nil:
+			result = "FAILED"
+		case o.Total == 0:
+			result = "not run"
+		}
+		sum += o.Total
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", o.Service, o.Setup.Round(100*time.Millisecond), o.Suite.Round(100*time.Millisecond),
+			o.Total.Round(100*time.Millisecond), result, o.Artifacts)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "wall time %s; the services' own times add up to %s\n", wall.Round(100*time.Millisecond), sum.Round(100*time.Millisecond))
+}
+
+func firstLineErr(err error) error {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return errors.New(s[:i] + " …")
+	}
+	return err
+}
