@@ -92,3 +92,24 @@ func TestUnknownService(t *testing.T) {
 		t.Fatal("an unknown service made a plan")
 	}
 }
+
+func TestANinthServiceGetsAPlanFromItsTopologyAlone(t *testing.T) {
+	dir := filepath.Join("testdata", "ninth")
+	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb := &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+	p, _, err := tb.Plan("ninth", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step, needs := range map[string][]string{
+		"apply ninth": {"prepare namespace", "load ninth", "ready cache", "ready cluster DNS"},
+		"suite ninth": {"ready cache", "ready ninth", "reach host ports"},
+	} {
+		if got := needsOf(p, step); !slices.Equal(got, needs) {
+			t.Errorf("%s needs %v, want %v", step, got, needs)
+		}
+	}
+}

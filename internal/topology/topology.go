@@ -153,6 +153,16 @@ func (t *Topology) Validate() error {
 	if cyc := t.cycle(); cyc != nil {
 		bad("components form a cycle of needs: %s", strings.Join(cyc, " → "))
 	}
+	// e2e:all may run any two services at once: a host port belongs to one.
+	hostOwner := map[int]string{}
+	for _, name := range sortedKeys(t.Services) {
+		for _, p := range t.Services[name].Ports {
+			if other, taken := hostOwner[p.HostPort]; taken && other != name {
+				bad("hostPort %d is mapped by services %s and %s, which e2e:all may run at once", p.HostPort, other, name)
+			}
+			hostOwner[p.HostPort] = name
+		}
+	}
 	for _, name := range sortedKeys(t.Services) {
 		s := t.Services[name]
 		has := map[string]bool{}

@@ -63,6 +63,8 @@ func TestValidation(t *testing.T) {
 		{"nodePort range", "nodePort: 30080", "nodePort: 8080", "nodePort 8080 is outside 30000-32767"},
 		{"unknown need", "needs: [db]", "needs: [cache]", `needs unknown component "cache"`},
 		{"need outside service", "components: [db, app]", "components: [app]", "needs db, which the service does not include"},
+		{"host port shared by two services", "    suite: ./e2e\n", "    suite: ./e2e\n  other:\n    components: [db]\n    ports: [{name: x, nodePort: 30081, hostPort: 38080}]\n    suite: ./e2e\n",
+			"hostPort 38080 is mapped by services app and other"},
 		{"duplicate host port", "ports: [{name: http, nodePort: 30080, hostPort: 38080}]",
 			"ports: [{name: http, nodePort: 30080, hostPort: 38080}, {name: b, nodePort: 30081, hostPort: 38080}]", "hostPort 38080 is mapped twice"},
 	}
@@ -100,5 +102,28 @@ func TestUnknownServiceListsValidOnes(t *testing.T) {
 	_, err = topo.Service("gatway")
 	if err == nil || !strings.Contains(err.Error(), `unknown service "gatway": valid services are app`) {
 		t.Errorf("got %v", err)
+	}
+}
+
+// TestANinthServiceNeedsOnlyTopologyManifestsAndSuite: a service added to
+// a topology gets a valid plan without a change to testbed's code.
+func TestANinthServiceNeedsOnlyTopologyManifestsAndSuite(t *testing.T) {
+	t.Parallel()
+	body := base + `  ninth:
+    components: [db, app]
+    ports: [{name: http, nodePort: 30080, hostPort: 39090}]
+    suite: ./e2e/ninth
+`
+	path, root := write(t, body)
+	topo, err := Load(path, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := topo.Service("ninth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := topo.ImagesOf(s); len(got) != 1 || got[0] != "app" {
+		t.Errorf("images of the ninth service: %v", got)
 	}
 }
