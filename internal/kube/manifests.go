@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -77,59 +76,6 @@ var podSpecPaths = map[string][]string{
 	"ReplicaSet":  {"spec", "template", "spec"},
 	"Job":         {"spec", "template", "spec"},
 	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
-}
-
-// SetImages replaces every container image that names a key of refs (the
-// topology's image names) with its reference. Like kustomize's images
-// field, it edits the objects, not the text.
-func SetImages(objs []Object, refs map[string]string) error {
-	for _, o := range objs {
-		path, ok := podSpecPaths[o.GetKind()]
-		if !ok {
-			continue
-		}
-		for _, field := range []string{"initContainers", "containers"} {
-			cs, found, err := unstructured.NestedSlice(o.Object, append(slices.Clone(path), field)...)
-			if err != nil {
-				return fmt.Errorf("%s: %s: %w", o.Source, o, err)
-			}
-			if !found {
-				continue
-			}
-			for _, c := range cs {
-				cm, _ := c.(map[string]any)
-				if img, _ := cm["image"].(string); refs[img] != "" {
-					cm["image"] = refs[img]
-				}
-			}
-			if err := unstructured.SetNestedSlice(o.Object, cs, append(slices.Clone(path), field)...); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// Images lists the container images of the objects.
-func Images(objs []Object) []string {
-	var out []string
-	for _, o := range objs {
-		path, ok := podSpecPaths[o.GetKind()]
-		if !ok {
-			continue
-		}
-		for _, field := range []string{"initContainers", "containers"} {
-			cs, _, _ := unstructured.NestedSlice(o.Object, append(slices.Clone(path), field)...)
-			for _, c := range cs {
-				if cm, ok := c.(map[string]any); ok {
-					if img, _ := cm["image"].(string); img != "" && !slices.Contains(out, img) {
-						out = append(out, img)
-					}
-				}
-			}
-		}
-	}
-	return out
 }
 
 // Describe lists objects as kind/name, for messages.

@@ -10,10 +10,10 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
-func TestReadManifestsAndSetImages(t *testing.T) {
+func TestRenderSetsImagesAndNamespaceAndKeepsTheSource(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	body := `apiVersion: batch/v1
+	job := `apiVersion: batch/v1
 kind: Job
 metadata: {name: migrate}
 spec:
@@ -21,26 +21,48 @@ spec:
     spec:
       initContainers: [{name: wait, image: tools}]
       containers: [{name: m, image: datastorage}, {name: side, image: busybox:1}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: s}
 `
-	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(body), 0o644); err != nil {
-		t.Fatal(err)
+	crd := `apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: things.example.dev}
+spec:
+  group: example.dev
+  scope: Namespaced
+  names: {kind: Thing, plural: things}
+  versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]
+`
+	for name, body := range map[string]string{"job.yaml": job, "crd.yaml": crd,
+		"kustomization.yaml": "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources: [job.yaml, crd.yaml]\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
-	objs, err := ReadManifests(dir)
+	objs, err := Render(dir, "ns1", map[string]string{"datastorage": "testbed/datastorage:abc", "tools": "localhost:5000/tools:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(objs) != 2 || objs[0].String() != "Job/migrate" || !strings.HasSuffix(objs[1].Source, "a.yaml") {
-		t.Fatalf("objects %v", Describe(objs))
+	byKind := map[string]Object{}
+	for _, o := range objs {
+		byKind[o.GetKind()] = o
 	}
-	if err := SetImages(objs, map[string]string{"datastorage": "testbed/datastorage:abc", "tools": "testbed/tools:1"}); err != nil {
-		t.Fatal(err)
+	job2 := byKind["Job"]
+	if job2.GetNamespace() != "ns1" || byKind["CustomResourceDefinition"].GetNamespace() != "" {
+		t.Errorf("namespaces: job %q, crd %q", job2.GetNamespace(), byKind["CustomResourceDefinition"].GetNamespace())
 	}
-	got := strings.Join(Images(objs), " ")
-	if got != "testbed/tools:1 testbed/datastorage:abc busybox:1" {
+	if !strings.HasSuffix(job2.Source, "job.yaml") {
+		t.Errorf("source %q", job2.Source)
+	}
+	if len(job2.GetAnnotations()) != 0 {
+		t.Errorf("kustomize's origin annotation left on the object: %v", job2.GetAnnotations())
+	}
+	var images []string
+	for _, f := range []string{"initContainers", "containers"} {
+		cs, _, _ := unstructured.NestedSlice(job2.Object, "spec", "template", "spec", f)
+		for _, c := range cs {
+			images = append(images, c.(map[string]any)["image"].(string))
+		}
+	}
+	if got := strings.Join(images, " "); got != "localhost:5000/tools:1 testbed/datastorage:abc busybox:1" {
 		t.Errorf("images %s", got)
 	}
 }

@@ -345,12 +345,9 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// manifests reads a component's objects with the run's image references.
+// manifests renders a component's kustomize base with the run's image
+// references and namespace.
 func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
-	objs, err := kube.ReadManifests(r.topo.Path(c.Manifests))
-	if err != nil {
-		return nil, err
-	}
 	refs := map[string]string{}
 	for _, img := range c.Images {
 		ref, _ := r.image(img)
@@ -359,7 +356,8 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 		}
 		refs[img] = ref
 	}
-	if err := kube.SetImages(objs, refs); err != nil {
+	objs, err := kube.Render(r.topo.Path(c.Manifests), r.topo.Namespace, refs)
+	if err != nil {
 		return nil, err
 	}
 	k, err := r.kubeClient()

@@ -47,6 +47,7 @@ type Binary struct {
 // Component is a set of manifests applied together, the images they run,
 // and the components that must be Ready before it is applied.
 type Component struct {
+	// Manifests is a kustomize base: a directory with kustomization.yaml.
 	Manifests string   `yaml:"manifests"`
 	Images    []string `yaml:"images,omitempty"`
 	Needs     []string `yaml:"needs,omitempty"`
@@ -136,8 +137,8 @@ func (t *Topology) Validate() error {
 		c := t.Components[name]
 		if c.Manifests == "" {
 			bad("component %s: manifests is required", name)
-		} else if _, err := os.Stat(t.Path(c.Manifests)); err != nil {
-			bad("component %s: manifests %s: %v", name, c.Manifests, errors.Unwrap(err))
+		} else if _, err := os.Stat(filepath.Join(t.Path(c.Manifests), "kustomization.yaml")); err != nil {
+			bad("component %s: manifests %s must be a kustomize base (a directory with kustomization.yaml): %v", name, c.Manifests, errors.Unwrap(err))
 		}
 		for _, i := range c.Images {
 			if t.Images[i] == nil {
