@@ -233,7 +233,11 @@ func TestIntegrationKind(t *testing.T) {
 	})
 
 	t.Run("a crashing container fails the wait in seconds with its log line", func(t *testing.T) {
-		objs := manifest(t, "crash.yaml", deployment("crasher", img.Ref, `"/crasher"`, "Never"))
+		// With a readiness probe, as every service of the platform has: a
+		// container without one counts as Ready the moment it starts, and a
+		// Deployment can turn Available before its pod first crashes.
+		objs := manifest(t, "crash.yaml", deployment("crasher", img.Ref, `"/crasher"`, "Never")+
+			"          readinessProbe: {exec: {command: [/sleeper, --version]}, initialDelaySeconds: 1, periodSeconds: 1}\n")
 		apply(t, objs)
 		t0 := time.Now()
 		err := k.Wait(ctx, objs, kube.WaitOptions{Timeout: 3 * time.Minute, FailOnCrashLoop: true}, &log)
