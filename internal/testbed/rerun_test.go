@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/testbed-dev/testbed/internal/cluster"
@@ -23,9 +25,11 @@ import (
 // the Go package the images compile (testdata/sleeper).
 func rerunFixture(t *testing.T, service string) (dir string) {
 	dir = t.TempDir()
+	// Inputs unique to this run: an image left by an earlier run must not
+	// make a first build "cached".
 	files := map[string]string{
-		"front/Dockerfile": "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\n",
-		"back/Dockerfile":  "FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\nLABEL role=back\n",
+		"front/Dockerfile": fmt.Sprintf("FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\nLABEL run=%s\n", service),
+		"back/Dockerfile":  fmt.Sprintf("FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\nLABEL role=back run=%s\n", service),
 		"topology.yaml": fmt.Sprintf(`namespace: rerun
 images:
   front: {dockerfile: %[1]s/front/Dockerfile, binaries: [{name: sleeper, package: ./testdata/sleeper}]}
@@ -84,7 +88,7 @@ func podsByApp(t *testing.T, k *kube.Client, ns string) map[string]podState {
 // image's inputs rebuilds, loads and restarts only that image's workload;
 // a manifest-only change builds and loads nothing.
 func TestIntegrationIncrementalRerun(t *testing.T) {
-	_, nodeImage := testenv.RequireKind(t)
+	docker, nodeImage := testenv.RequireKind(t)
 	service := fmt.Sprintf("itest-rerun-%d", time.Now().UnixNano()%100000)
 	dir := rerunFixture(t, service)
 	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
@@ -92,7 +96,15 @@ func TestIntegrationIncrementalRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, _ := cluster.Open(cluster.NameFor(service), nil)
-	t.Cleanup(func() { c.Delete(context.Background(), &bytes.Buffer{}) })
+	t.Cleanup(func() {
+		c.Delete(context.Background(), &bytes.Buffer{})
+		for _, ref := range []string{"testbed/front", "testbed/back"} {
+			imgs, _ := docker.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", ref))})
+			for _, img := range imgs {
+				docker.ImageRemove(context.Background(), img.ID, image.RemoveOptions{Force: true})
+			}
+		}
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	parts := Parts{Build: true, Create: true, Load: true, Deploy: true}
@@ -115,7 +127,8 @@ func TestIntegrationIncrementalRerun(t *testing.T) {
 	first := podsByApp(t, k, "rerun")
 
 	t.Run("a changed image rebuilds, loads and restarts only its workload", func(t *testing.T) {
-		if err := os.WriteFile(filepath.Join(dir, "front/Dockerfile"), []byte("FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\nLABEL edit=1\n"), 0o644); err != nil {
+		edited := fmt.Sprintf("FROM scratch\nCOPY sleeper /sleeper\nENTRYPOINT [\"/sleeper\"]\nLABEL run=%s edit=1\n", service)
+		if err := os.WriteFile(filepath.Join(dir, "front/Dockerfile"), []byte(edited), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out := run(t)
