@@ -25,3 +25,16 @@ func (Bench) Deploy(ctx context.Context, service, n string) error {
 	}
 	return tb.BenchDeploy(ctx, service, runs)
 }
+
+// Setup times a service's whole setup (fresh cluster each run, builds cached) in sequential, phased and dataflow modes, n runs each; "synthetic" is a stack with known delays.
+func (Bench) Setup(ctx context.Context, service, n string) error {
+	runs, err := strconv.Atoi(n)
+	if err != nil || runs < 1 {
+		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
+	}
+	tb, err := load()
+	if err != nil {
+		return err
+	}
+	return tb.BenchSetup(ctx, service, runs)
+}

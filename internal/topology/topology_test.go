@@ -130,3 +130,11 @@ func TestANinthServiceNeedsOnlyTopologyManifestsAndSuite(t *testing.T) {
 		t.Errorf("images of the ninth service: %v", got)
 	}
 }
+
+func TestBenchTopologyIsValid(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join("..", "..")
+	if _, err := Load(filepath.Join(root, "deploy", "bench", "topology.yaml"), root); err != nil {
+		t.Fatal(err)
+	}
+}
