@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
@@ -76,13 +75,4 @@ var podSpecPaths = map[string][]string{
 	"ReplicaSet":  {"spec", "template", "spec"},
 	"Job":         {"spec", "template", "spec"},
 	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
-}
-
-// Describe lists objects as kind/name, for messages.
-func Describe(objs []Object) string {
-	var s []string
-	for _, o := range objs {
-		s = append(s, o.String())
-	}
-	return strings.Join(s, ", ")
 }

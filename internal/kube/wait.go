@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -312,12 +311,6 @@ func eventTime(e corev1.Event) time.Time {
 		return e.EventTime.Time
 	}
 	return e.CreationTimestamp.Time
-}
-
-// IsNotReady reports whether err is a readiness failure.
-func IsNotReady(err error) bool {
-	var nr *NotReadyError
-	return errors.As(err, &nr)
 }
 
 // jobComplete reports whether a Job has the condition Complete=True.
