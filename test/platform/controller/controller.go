@@ -25,6 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
+
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 // Group is the API group of the platform's kinds.
@@ -43,14 +45,6 @@ var (
 	WorkflowExecutions   = Resource("workflowexecutions")
 	NotificationRequests = Resource("notificationrequests")
 )
-
-// Env reads a variable with a default.
-func Env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
 
 // Runtime is what a controller's reconcile function works with.
 type Runtime struct {
@@ -139,7 +133,7 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rt := &Runtime{Dyn: dyn, Namespace: Env("POD_NAMESPACE", "default"), Log: log,
+	rt := &Runtime{Dyn: dyn, Namespace: startup.Env("POD_NAMESPACE", "default"), Log: log,
 		HTTP: &http.Client{Timeout: 5 * time.Second}, DatastorageURL: os.Getenv("DATASTORAGE_URL")}
 	check := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -160,11 +154,7 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 		return nil
 	}
 	// Started before its dependencies are ready, a controller exits.
-	deadline := time.Now().Add(2 * time.Second)
-	for err = check(ctx); err != nil && time.Now().Before(deadline); err = check(ctx) {
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err != nil {
+	if err := startup.Retry(ctx, startup.Window, check); err != nil {
 		return errors.New("dependencies not ready at start: " + err.Error())
 	}
 
@@ -211,7 +201,7 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 	if spec.Routes != nil {
 		spec.Routes(mux, rt)
 	}
-	srv := &http.Server{Addr: Env("LISTEN_ADDR", ":8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	go func() {

@@ -21,6 +21,7 @@ import (
 
 	c "github.com/testbed-dev/testbed/test/platform/controller"
 	"github.com/testbed-dev/testbed/test/platform/holmesgptapi"
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 // RemediationLabel links a child to its RemediationRequest.
@@ -152,7 +153,7 @@ var SignalProcessing = worker("signalprocessing", c.SignalProcessings, func(_ co
 var AIAnalysis = func() c.Spec {
 	s := worker("aianalysis", c.AIAnalyses, func(ctx context.Context, rt *c.Runtime, u *unstructured.Unstructured) (map[string]any, error) {
 		body, _ := json.Marshal(holmesgptapi.Request{AlertName: c.SpecString(u, "alertName"), Fingerprint: c.SpecString(u, "fingerprint")})
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080")+"/api/v1/investigate", bytes.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, startup.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080")+"/api/v1/investigate", bytes.NewReader(body))
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +173,7 @@ var AIAnalysis = func() c.Spec {
 		return map[string]any{"rootCause": a.RootCause, "recommendedWorkflow": a.RecommendedWorkflow, "confidence": fmt.Sprintf("%.2f", a.Confidence)}, nil
 	})
 	s.Ready = func(ctx context.Context, rt *c.Runtime) error {
-		return c.HTTPReady(ctx, rt.HTTP, c.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080"))
+		return c.HTTPReady(ctx, rt.HTTP, startup.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080"))
 	}
 	return s
 }()

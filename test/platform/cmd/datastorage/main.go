@@ -20,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/testbed-dev/testbed/test/platform/datastorage"
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 func main() {
@@ -43,49 +44,18 @@ func main() {
 func databaseURL() string {
 	u := url.URL{
 		Scheme: "postgres",
-		User:   url.UserPassword(env("POSTGRES_USER", "datastorage"), os.Getenv("POSTGRES_PASSWORD")),
-		Host:   net.JoinHostPort(env("POSTGRES_HOST", "postgresql"), env("POSTGRES_PORT", "5432")),
-		Path:   "/" + env("POSTGRES_DB", "audit"),
+		User:   url.UserPassword(startup.Env("POSTGRES_USER", "datastorage"), os.Getenv("POSTGRES_PASSWORD")),
+		Host:   net.JoinHostPort(startup.Env("POSTGRES_HOST", "postgresql"), startup.Env("POSTGRES_PORT", "5432")),
+		Path:   "/" + startup.Env("POSTGRES_DB", "audit"),
 	}
 	q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"5"}}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
-// startupRetry covers the moment a Service's endpoints take to reach
-// kube-proxy after its pod is Ready, not a dependency that is still
-// starting: like the services it stands for, datastorage started before
-// PostgreSQL is ready exits, and the kubelet backs off.
-const startupRetry = 2 * time.Second
-
-// retry calls f until it succeeds or the window closes: a Service's
-// endpoints reach kube-proxy a moment after the pod behind it is Ready.
-func retry(ctx context.Context, window time.Duration, f func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, window)
-	defer cancel()
-	for {
-		err := f(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
-}
-
 func migrate(ctx context.Context, log *slog.Logger) error {
 	var conn *pgx.Conn
-	err := retry(ctx, startupRetry, func(ctx context.Context) (err error) {
+	err := startup.Retry(ctx, startup.Window, func(ctx context.Context) (err error) {
 		conn, err = pgx.Connect(ctx, databaseURL())
 		return err
 	})
@@ -104,15 +74,15 @@ func serve(ctx context.Context, log *slog.Logger) error {
 		return err
 	}
 	defer pool.Close()
-	rdb := redis.NewClient(&redis.Options{Addr: env("REDIS_ADDR", "redis:6379"), DialTimeout: 3 * time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: startup.Env("REDIS_ADDR", "redis:6379"), DialTimeout: 3 * time.Second})
 	defer rdb.Close()
 	s := &datastorage.Server{DB: pool, Redis: rdb, Log: log}
 	// Like the services it stands for, datastorage refuses to start without
 	// its dependencies: started too early, it exits and the kubelet backs off.
-	if err := retry(ctx, startupRetry, s.Check); err != nil {
+	if err := startup.Retry(ctx, startup.Window, s.Check); err != nil {
 		return fmt.Errorf("dependencies not ready at start: %w", err)
 	}
-	srv := &http.Server{Addr: env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", srv.Addr, "schema", datastorage.SchemaVersion())

@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/testbed-dev/testbed/test/platform/gateway"
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 func main() {
@@ -28,13 +29,6 @@ func main() {
 	}
 }
 
-func env(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
-	}
-	return def
-}
-
 func serve(ctx context.Context, log *slog.Logger) error {
 	cfg, err := rest.InClusterConfig()
 	if err != nil {
@@ -45,25 +39,21 @@ func serve(ctx context.Context, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	rdb := redis.NewClient(&redis.Options{Addr: env("REDIS_ADDR", "redis:6379"), DialTimeout: 3 * time.Second})
+	rdb := redis.NewClient(&redis.Options{Addr: startup.Env("REDIS_ADDR", "redis:6379"), DialTimeout: 3 * time.Second})
 	defer rdb.Close()
 	s := &gateway.Server{
 		Redis:          rdb,
-		Requests:       dyn.Resource(gateway.RemediationRequests).Namespace(env("POD_NAMESPACE", "default")),
-		DatastorageURL: env("DATASTORAGE_URL", "http://datastorage:8080"),
+		Requests:       dyn.Resource(gateway.RemediationRequests).Namespace(startup.Env("POD_NAMESPACE", "default")),
+		DatastorageURL: startup.Env("DATASTORAGE_URL", "http://datastorage:8080"),
 		HTTP:           &http.Client{Timeout: 5 * time.Second},
 		Log:            log,
 		DedupWindow:    5 * time.Minute,
 	}
 	// Started before its dependencies are ready, the gateway exits.
-	deadline := time.Now().Add(2 * time.Second)
-	for err = s.Check(ctx); err != nil && time.Now().Before(deadline); err = s.Check(ctx) {
-		time.Sleep(250 * time.Millisecond)
-	}
-	if err != nil {
+	if err := startup.Retry(ctx, startup.Window, s.Check); err != nil {
 		return errors.New("dependencies not ready at start: " + err.Error())
 	}
-	srv := &http.Server{Addr: env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", srv.Addr)
