@@ -59,8 +59,9 @@ type run struct {
 	mu     sync.Mutex
 	docker *client.Client
 	kube   *kube.Client
-	refs   map[string]string // image name → reference
-	ids    map[string]string // image name → image ID
+	refs   map[string]string        // image name → reference
+	ids    map[string]string        // image name → image ID
+	objs   map[string][]kube.Object // component → rendered manifests
 }
 
 func (r *run) dockerClient(ctx context.Context) (*client.Client, error) {
@@ -137,7 +138,7 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}}
+	r := &run{cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}}
 	importClass := "import:" + cl.Name
 	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
@@ -346,8 +347,15 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 }
 
 // manifests renders a component's kustomize base with the run's image
-// references and namespace.
+// references and namespace, once per run: its apply and its readiness wait
+// use the same objects.
 func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
+	r.mu.Lock()
+	objs, ok := r.objs[c.Manifests]
+	r.mu.Unlock()
+	if ok {
+		return objs, nil
+	}
 	refs := map[string]string{}
 	for _, img := range c.Images {
 		ref, _ := r.image(img)
@@ -364,7 +372,13 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 	if err != nil {
 		return nil, err
 	}
-	return objs, k.SetNamespace(objs, r.topo.Namespace)
+	if err := k.SetNamespace(objs, r.topo.Namespace); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.objs[c.Manifests] = objs
+	r.mu.Unlock()
+	return objs, nil
 }
 
 func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
