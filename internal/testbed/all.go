@@ -17,7 +17,6 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
@@ -135,11 +134,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 			o := Outcome{Service: svc, Err: err, Artifacts: tb.artifactsOf(svc)}
 			if res != nil {
 				o.Total = res.Total
-				for _, st := range res.Steps {
-					if st.Name == "suite "+svc && st.State != engine.Skipped {
-						o.Setup, o.Suite = st.Start, st.Duration()
-					}
-				}
+				o.Setup, o.Suite, _ = suiteTimes(res, svc)
 			}
 			outcomes[i] = o
 			mu.Lock()

@@ -93,10 +93,8 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 			f.Close()
 		}
 	}
-	for _, st := range res.Steps {
-		if st.Name == "suite "+service && st.State != engine.Skipped {
-			fmt.Fprintf(t.Out, "  setup %s (until the suite started), suite %s\n", st.Start.Round(100*time.Millisecond), st.Duration().Round(100*time.Millisecond))
-		}
+	if setup, suite, ok := suiteTimes(res, service); ok {
+		fmt.Fprintf(t.Out, "  setup %s (until the suite started), suite %s\n", setup.Round(100*time.Millisecond), suite.Round(100*time.Millisecond))
 	}
 	verdict := "passed"
 	if err != nil {
@@ -170,4 +168,15 @@ func (t *Testbed) WriteMatrix(w io.Writer) error {
 // hyphen, and it matches names without regard to case.
 func MageTarget(service string) string {
 	return strings.ReplaceAll(service, "-", "")
+}
+
+// suiteTimes reads from a timeline how long the setup took (until the suite
+// started) and how long the suite ran; ok is false when no suite ran.
+func suiteTimes(res *engine.Result, service string) (setup, suite time.Duration, ok bool) {
+	for _, st := range res.Steps {
+		if st.Name == "suite "+service && st.State != engine.Skipped {
+			return st.Start, st.Duration(), true
+		}
+	}
+	return 0, 0, false
 }
