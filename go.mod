@@ -8,6 +8,7 @@ require (
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/magefile/mage v1.17.2
 	github.com/mattn/go-isatty v0.0.24
+	github.com/moby/patternmatcher v0.6.0
 	github.com/onsi/ginkgo/v2 v2.34.0
 	github.com/onsi/gomega v1.42.1
 	github.com/redis/go-redis/v9 v9.23.0

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +25,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"github.com/moby/patternmatcher"
+	"github.com/moby/patternmatcher/ignorefile"
 
 	"github.com/testbed-dev/testbed/internal/topology"
 )
@@ -74,6 +77,8 @@ type Builder struct {
 	Timeout time.Duration
 	// Rebuild forces a build even when an image with the same inputs exists.
 	Rebuild bool
+	// Cover builds the Go binaries with -cover (E2E_COVERAGE).
+	Cover bool
 }
 
 // Build compiles the image's Go binaries on the host, then builds the image
@@ -90,28 +95,14 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	}
 	defer os.RemoveAll(dir)
 
-	files := map[string][]byte{}
-	dfPath := img.Dockerfile
-	if !filepath.IsAbs(dfPath) {
-		dfPath = filepath.Join(b.Root, dfPath)
-	}
-	df, err := os.ReadFile(dfPath)
+	entries, err := b.inputs(ctx, img, dir, w)
 	if err != nil {
 		return Built{}, fmt.Errorf("image %s: %w", name, err)
 	}
-	files["Dockerfile"] = df
-	for _, bin := range img.Binaries {
-		out := filepath.Join(dir, bin.Name)
-		if err := b.compile(ctx, bin, out, w); err != nil {
-			return Built{}, fmt.Errorf("image %s: %w", name, err)
-		}
-		data, err := os.ReadFile(out)
-		if err != nil {
-			return Built{}, err
-		}
-		files[bin.Name] = data
+	hash, err := inputsHash(entries, img.Args)
+	if err != nil {
+		return Built{}, fmt.Errorf("image %s: %w", name, err)
 	}
-	hash := inputsHash(files)
 	res := Built{Name: name, Ref: fmt.Sprintf("testbed/%s:%s", name, hash[:12])}
 
 	if !b.Rebuild {
@@ -128,13 +119,25 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		}
 	}
 
-	tarball, err := tarFiles(files)
+	tarPath := filepath.Join(dir, "context.tar")
+	size, err := writeTar(tarPath, entries)
+	if err != nil {
+		return Built{}, fmt.Errorf("image %s: build context: %w", name, err)
+	}
+	fmt.Fprintf(w, "context: %d files, %s\n", len(entries), byteSize(size))
+	tarball, err := os.Open(tarPath)
 	if err != nil {
 		return Built{}, err
+	}
+	defer tarball.Close()
+	args := map[string]*string{}
+	for k, v := range img.Args {
+		args[k] = &v
 	}
 	resp, err := b.Docker.ImageBuild(ctx, tarball, build.ImageBuildOptions{
 		Tags:        []string{res.Ref},
 		Dockerfile:  "Dockerfile",
+		BuildArgs:   args,
 		Labels:      map[string]string{InputsLabel: hash},
 		Remove:      true,
 		ForceRemove: true,
@@ -157,11 +160,127 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	return res, nil
 }
 
+// entry is one file of a build context: its name in the context and the
+// host file it comes from.
+type entry struct {
+	name string
+	path string
+	mode os.FileMode // permission bits; os.ModeSymlink for a link
+}
+
+// inputs lists the build context: the files of the image's context
+// directory that .dockerignore does not exclude (never .git), the
+// Dockerfile as "Dockerfile", and the Go binaries, compiled into dir.
+func (b *Builder) inputs(ctx context.Context, img *topology.Image, dir string, w io.Writer) ([]entry, error) {
+	byName := map[string]entry{}
+	if img.Context != "" {
+		files, err := contextFiles(b.path(img.Context))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range files {
+			byName[e.name] = e
+		}
+	}
+	byName["Dockerfile"] = entry{name: "Dockerfile", path: b.path(img.Dockerfile), mode: 0o644}
+	for _, bin := range img.Binaries {
+		out := filepath.Join(dir, bin.Name)
+		if err := b.compile(ctx, bin, out, w); err != nil {
+			return nil, err
+		}
+		byName[bin.Name] = entry{name: bin.Name, path: out, mode: 0o755}
+	}
+	if _, err := os.Stat(byName["Dockerfile"].path); err != nil {
+		return nil, err
+	}
+	entries := make([]entry, 0, len(byName))
+	for _, e := range byName {
+		entries = append(entries, e)
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
+	return entries, nil
+}
+
+func (b *Builder) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(b.Root, p)
+}
+
+// contextFiles walks a context directory as docker build would send it:
+// .git is left out, and so is what the directory's .dockerignore excludes
+// (its own syntax, exceptions included).
+func contextFiles(root string) ([]entry, error) {
+	var patterns []string
+	if f, err := os.Open(filepath.Join(root, ".dockerignore")); err == nil {
+		patterns, err = ignorefile.ReadAll(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(root, ".dockerignore"), err)
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	pm, err := patternmatcher.New(patterns)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(root, ".dockerignore"), err)
+	}
+	var out []entry
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil || rel == "." {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if rel == ".git" {
+			return fs.SkipDir
+		}
+		excluded, err := pm.MatchesOrParentMatches(rel)
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			// A directory can hold an exception (!pattern) even when it
+			// matches itself; only without exceptions is it skipped whole.
+			if excluded && !pm.Exclusions() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if excluded {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		switch {
+		case info.Mode().IsRegular():
+			out = append(out, entry{name: rel, path: p, mode: info.Mode().Perm()})
+		case info.Mode()&os.ModeSymlink != 0:
+			out = append(out, entry{name: rel, path: p, mode: os.ModeSymlink})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", root, err)
+	}
+	return out, nil
+}
+
 // compile runs go build for one binary. The go tool is a command, not a
 // library: this is the one shell-out of the build, with arguments, never a
 // shell string.
 func (b *Builder) compile(ctx context.Context, bin topology.Binary, out string, w io.Writer) error {
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, bin.Package)
+	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}
+	if b.Cover {
+		args = append(args, "-cover")
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, bin.Package)...)
 	cmd.Dir = b.Root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	var buf bytes.Buffer
@@ -170,46 +289,102 @@ func (b *Builder) compile(ctx context.Context, bin topology.Binary, out string, 
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", bin.Package, err, strings.TrimSpace(buf.String()))
 	}
-	fmt.Fprintf(w, "compiled %s from %s in %s\n", bin.Name, bin.Package, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(w, "compiled %s from %s in %s%s\n", bin.Name, bin.Package, time.Since(t0).Round(time.Millisecond), map[bool]string{true: " (with -cover)"}[b.Cover])
 	return nil
 }
 
-// inputsHash hashes every file of the build context, names included.
-func inputsHash(files map[string][]byte) string {
+// inputsHash hashes every file of the build context (name, mode and
+// content) and the build arguments. The binaries are hashed as built: with
+// -trimpath a binary is a function of its Go sources, the toolchain and the
+// flags, so their hash covers all three.
+func inputsHash(entries []entry, args map[string]string) (string, error) {
 	h := sha256.New()
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
+	for _, e := range entries {
+		fmt.Fprintf(h, "file\x00%s\x00%o\x00", e.name, e.mode)
+		if e.mode&os.ModeSymlink != 0 {
+			target, err := os.Readlink(e.path)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(h, "%s\x00", target)
+			continue
+		}
+		f, err := os.Open(e.path)
+		if err != nil {
+			return "", err
+		}
+		n, err := io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "\x00%d\x00", n)
 	}
-	slices.Sort(names)
-	for _, n := range names {
-		fmt.Fprintf(h, "%s\x00%d\x00", n, len(files[n]))
-		h.Write(files[n])
+	keys := make([]string, 0, len(args))
+	for k := range args {
+		keys = append(keys, k)
 	}
-	return hex.EncodeToString(h.Sum(nil))
+	slices.Sort(keys)
+	for _, k := range keys {
+		fmt.Fprintf(h, "arg\x00%s=%s\x00", k, args[k])
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func tarFiles(files map[string][]byte) (io.Reader, error) {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
+// writeTar writes the build context to a file, streaming each entry from
+// disk: a large context is never held in memory.
+func writeTar(path string, entries []entry) (int64, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return 0, err
 	}
-	slices.Sort(names)
-	for _, n := range names {
-		mode := int64(0o644)
-		if n != "Dockerfile" {
-			mode = 0o755
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, e := range entries {
+		if e.mode&os.ModeSymlink != 0 {
+			target, err := os.Readlink(e.path)
+			if err != nil {
+				return 0, err
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: target, Mode: 0o777, ModTime: time.Unix(0, 0)}); err != nil {
+				return 0, err
+			}
+			continue
 		}
-		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: mode, Size: int64(len(files[n])), ModTime: time.Unix(0, 0)}); err != nil {
-			return nil, err
+		src, err := os.Open(e.path)
+		if err != nil {
+			return 0, err
 		}
-		if _, err := tw.Write(files[n]); err != nil {
-			return nil, err
+		info, err := src.Stat()
+		if err == nil {
+			err = tw.WriteHeader(&tar.Header{Name: e.name, Mode: int64(e.mode), Size: info.Size(), ModTime: time.Unix(0, 0)})
+		}
+		if err == nil {
+			_, err = io.Copy(tw, src)
+		}
+		src.Close()
+		if err != nil {
+			return 0, err
 		}
 	}
-	return &buf, tw.Close()
+	if err := tw.Close(); err != nil {
+		return 0, err
+	}
+	off, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	return off, f.Close()
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // buildMessage is one line of the build's JSON stream.

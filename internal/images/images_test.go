@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,20 +33,77 @@ func TestReadBuildStreamReportsErrorInsideStream(t *testing.T) {
 	}
 }
 
-func TestInputsHashCoversNamesAndContent(t *testing.T) {
+func TestInputsHashCoversNamesModesContentAndArgs(t *testing.T) {
 	t.Parallel()
-	a := inputsHash(map[string][]byte{"Dockerfile": []byte("FROM scratch"), "bin": []byte("x")})
-	if a != inputsHash(map[string][]byte{"bin": []byte("x"), "Dockerfile": []byte("FROM scratch")}) {
-		t.Error("hash depends on map order")
-	}
-	for _, other := range []map[string][]byte{
-		{"Dockerfile": []byte("FROM scratch"), "bin": []byte("y")},
-		{"Dockerfile": []byte("FROM scratch"), "bin2": []byte("x")},
-		{"Dockerfile": []byte("FROM scratch\n"), "bin": []byte("x")},
-	} {
-		if inputsHash(other) == a {
-			t.Errorf("%v hashes like the original", other)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
 		}
+		return p
+	}
+	df, x, y := write("Dockerfile", "FROM scratch"), write("x", "x"), write("y", "y")
+	hash := func(args map[string]string, es ...entry) string {
+		h, err := inputsHash(es, args)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	base := []entry{{name: "Dockerfile", path: df, mode: 0o644}, {name: "bin", path: x, mode: 0o755}}
+	a := hash(nil, base...)
+	if a != hash(nil, base...) {
+		t.Fatal("the hash is not stable")
+	}
+	for what, other := range map[string]string{
+		"content":   hash(nil, base[0], entry{name: "bin", path: y, mode: 0o755}),
+		"name":      hash(nil, base[0], entry{name: "bin2", path: x, mode: 0o755}),
+		"mode":      hash(nil, base[0], entry{name: "bin", path: x, mode: 0o644}),
+		"build arg": hash(map[string]string{"VERSION": "1"}, base...),
+	} {
+		if other == a {
+			t.Errorf("a change of %s leaves the hash as it was", what)
+		}
+	}
+	if hash(map[string]string{"A": "1", "B": "2"}, base...) != hash(map[string]string{"B": "2", "A": "1"}, base...) {
+		t.Error("the hash depends on the order of the build args")
+	}
+}
+
+func TestContextFilesHonoursDockerignoreAndSkipsGit(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	for name, body := range map[string]string{
+		".dockerignore":        "# comment\n*.log\nbuild/\n!build/keep.txt\nsecrets\n",
+		"app.txt":              "app",
+		"debug.log":            "noise",
+		"build/out.bin":        "artifact",
+		"build/keep.txt":       "kept by an exception",
+		"secrets/token":        "hunter2",
+		".git/config":          "[core]",
+		"sub/.git/HEAD":        "nested repo files are not special",
+		"nested/deep/file.txt": "deep",
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := contextFiles(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.name)
+	}
+	want := []string{".dockerignore", "app.txt", "build/keep.txt", "nested/deep/file.txt", "sub/.git/HEAD"}
+	if !slices.Equal(got, want) {
+		t.Errorf("context files %q, want %q", got, want)
 	}
 }
 
@@ -115,5 +173,79 @@ func TestCompileErrorSurfaces(t *testing.T) {
 	_, err := b.Build(context.Background(), "broken", img, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "undefined: undefinedFunction") || !strings.Contains(err.Error(), "image broken") {
 		t.Fatalf("error %v: want the image and the compiler's message", err)
+	}
+}
+
+// TestBuildSendsTheContext builds an image whose Dockerfile copies from a
+// context directory: the files .dockerignore excludes are not sent (the
+// COPY of one fails), and a change to an excluded file leaves the image
+// cached while a change to a sent file rebuilds it.
+func TestBuildSendsTheContext(t *testing.T) {
+	t.Parallel()
+	docker := testenv.RequireDocker(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(".dockerignore", "**/*.log\n") // as in docker: "*.log" would match the top level only
+	write("static/index.html", fmt.Sprintf("run %d", time.Now().UnixNano()))
+	write("static/debug.log", "one")
+	write(".git/HEAD", "ref: refs/heads/main")
+	df := filepath.Join(t.TempDir(), "Dockerfile")
+	if err := os.WriteFile(df, []byte("FROM scratch\nARG GREETING\nLABEL greeting=$GREETING\nCOPY static /static\nCOPY hello /hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Builder{Docker: docker, Root: ".", Timeout: 5 * time.Minute}
+	img := &topology.Image{Dockerfile: df, Context: root, Args: map[string]string{"GREETING": "hi"},
+		Binaries: []topology.Binary{{Name: "hello", Package: "./testdata/hello"}}}
+	var out bytes.Buffer
+	first, err := b.Build(ctx, "context", img, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Cleanup(func() { docker.ImageRemove(context.Background(), first.Ref, image.RemoveOptions{Force: true}) })
+	got, err := docker.ImageInspect(ctx, first.Ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Config.Labels["greeting"] != "hi" {
+		t.Errorf("build arg not passed: labels %v", got.Config.Labels)
+	}
+	if !strings.Contains(out.String(), "context: 4 files") { // .dockerignore, index.html, Dockerfile, hello
+		t.Errorf("want 4 files sent (no .git, no *.log):\n%s", out.String())
+	}
+
+	write("static/debug.log", "two")
+	out.Reset()
+	if second, err := b.Build(ctx, "context", img, &out); err != nil || !second.Cached {
+		t.Errorf("a change to an ignored file rebuilt the image (cached=%v, err=%v)", second.Cached, err)
+	}
+	write("static/index.html", "changed")
+	out.Reset()
+	third, err := b.Build(ctx, "context", img, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { docker.ImageRemove(context.Background(), third.Ref, image.RemoveOptions{Force: true}) })
+	if third.Cached || third.Ref == first.Ref {
+		t.Errorf("a change to a sent file did not rebuild: %+v", third)
+	}
+
+	// An excluded file is absent from the context the engine sees.
+	bad := filepath.Join(t.TempDir(), "Dockerfile")
+	if err := os.WriteFile(bad, []byte(fmt.Sprintf("# %d\nFROM scratch\nCOPY static/debug.log /x\n", time.Now().UnixNano())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Build(ctx, "ignored", &topology.Image{Dockerfile: bad, Context: root}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "debug.log") {
+		t.Errorf("COPY of an ignored file: error %v, want one naming debug.log", err)
 	}
 }

@@ -29,10 +29,16 @@ type Topology struct {
 // Image is either built here (Dockerfile plus host-built Go binaries) or a
 // third-party reference (Ref, overridable by the variable Env).
 type Image struct {
-	Dockerfile string   `yaml:"dockerfile,omitempty"`
-	Binaries   []Binary `yaml:"binaries,omitempty"`
-	Ref        string   `yaml:"ref,omitempty"`
-	Env        string   `yaml:"env,omitempty"`
+	Dockerfile string `yaml:"dockerfile,omitempty"`
+	// Context is the build context directory; without it the context holds
+	// only the Dockerfile and the binaries. .git and what its .dockerignore
+	// excludes are left out.
+	Context string `yaml:"context,omitempty"`
+	// Args are the build arguments (--build-arg).
+	Args     map[string]string `yaml:"args,omitempty"`
+	Binaries []Binary          `yaml:"binaries,omitempty"`
+	Ref      string            `yaml:"ref,omitempty"`
+	Env      string            `yaml:"env,omitempty"`
 }
 
 // Built reports whether the image is built here.
@@ -131,6 +137,13 @@ func (t *Topology) Validate() error {
 			if _, err := os.Stat(t.Path(img.Dockerfile)); err != nil {
 				bad("image %s: dockerfile %s: %v", name, img.Dockerfile, errors.Unwrap(err))
 			}
+			if img.Context != "" {
+				if fi, err := os.Stat(t.Path(img.Context)); err != nil || !fi.IsDir() {
+					bad("image %s: context %s must be a directory", name, img.Context)
+				}
+			}
+		case img.Context != "" || len(img.Args) > 0 || len(img.Binaries) > 0:
+			bad("image %s: context, args and binaries belong to an image built here (with a dockerfile), not to ref %s", name, img.Ref)
 		}
 	}
 	for _, name := range sortedKeys(t.Components) {
