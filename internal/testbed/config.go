@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/engine"
@@ -34,6 +35,10 @@ var Knobs = []Knob{
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
 	{"E2E_PARALLEL", "from cores and memory", "clusters e2e:all runs at once (one per core and per 3 GiB available, at least 1)"},
 	{"E2E_FAIL_FAST", "0", "1 makes e2e:all stop at the first failing service"},
+	{"E2E_COVERAGE", "0", "1 builds the Go binaries with -cover and writes each service's coverage under E2E_ARTIFACTS/<service>/coverage"},
+	{"E2E_TOPOLOGY", "deploy/topology.yaml", "the topology file, relative to the repository"},
+	{"IMAGE_REGISTRY", "(none)", "with IMAGE_TAG: run the images <registry>/<image>:<tag> from a registry; nothing is built or loaded"},
+	{"IMAGE_TAG", "(none)", "the tag of the registry's images (IMAGE_REGISTRY)"},
 }
 
 // Config is the knobs, read once.
@@ -51,6 +56,10 @@ type Config struct {
 	Artifacts        string
 	Parallel         int // 0: DefaultParallel
 	FailFast         bool
+	Coverage         bool
+	Topology         string // path of the topology file
+	Registry         string // IMAGE_REGISTRY: built images come from here
+	Tag              string // IMAGE_TAG
 }
 
 // ConfigFromEnv reads the knobs; root is the repository.
@@ -91,6 +100,23 @@ func ConfigFromEnv(root string) (Config, error) {
 	}
 	if c.FailFast, err = boolVar("E2E_FAIL_FAST"); err != nil {
 		return c, err
+	}
+	if c.Coverage, err = boolVar("E2E_COVERAGE"); err != nil {
+		return c, err
+	}
+	c.Registry, c.Tag = strings.TrimSuffix(os.Getenv("IMAGE_REGISTRY"), "/"), os.Getenv("IMAGE_TAG")
+	if (c.Registry == "") != (c.Tag == "") {
+		return c, fmt.Errorf("IMAGE_REGISTRY=%q IMAGE_TAG=%q: set both (images come from the registry) or neither (images are built here)", c.Registry, c.Tag)
+	}
+	if c.Registry != "" && c.Coverage {
+		return c, fmt.Errorf("E2E_COVERAGE=1 builds instrumented binaries here; it cannot be combined with images from IMAGE_REGISTRY")
+	}
+	c.Topology = os.Getenv("E2E_TOPOLOGY")
+	if c.Topology == "" {
+		c.Topology = TopologyFile
+	}
+	if !filepath.IsAbs(c.Topology) {
+		c.Topology = filepath.Join(root, c.Topology)
 	}
 	c.Artifacts = os.Getenv("E2E_ARTIFACTS")
 	if c.Artifacts == "" {

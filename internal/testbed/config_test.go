@@ -52,3 +52,19 @@ func TestConfigRejectsBadValues(t *testing.T) {
 		})
 	}
 }
+
+func TestConfigRegistryNeedsBothAndExcludesCoverage(t *testing.T) {
+	t.Setenv("IMAGE_REGISTRY", "registry.example.com/team/")
+	if _, err := ConfigFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "set both") {
+		t.Errorf("IMAGE_REGISTRY without IMAGE_TAG: %v", err)
+	}
+	t.Setenv("IMAGE_TAG", "v1")
+	c, err := ConfigFromEnv("/repo")
+	if err != nil || c.Registry != "registry.example.com/team" || c.Tag != "v1" {
+		t.Errorf("config %+v, %v", c, err)
+	}
+	t.Setenv("E2E_COVERAGE", "1")
+	if _, err := ConfigFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "E2E_COVERAGE") {
+		t.Errorf("coverage with registry images: %v", err)
+	}
+}

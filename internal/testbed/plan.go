@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -122,6 +123,8 @@ const (
 	stepPorts     = "reach host ports"
 	stepDiagnose  = "collect diagnostics"
 	stepDelete    = "delete cluster"
+	stepCoverDir  = "prepare coverage dir"
+	stepCoverage  = "collect coverage"
 )
 
 // Plan builds the plan of a service for the given parts.
@@ -144,13 +147,17 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
 
 	imgs := t.Topo.ImagesOf(svc)
+	// built reports whether this run builds (and loads) an image: not when
+	// the images come from a registry.
+	built := func(name string) bool { return t.Topo.Images[name].Built() && t.Cfg.Registry == "" }
 	for _, name := range imgs {
 		img := t.Topo.Images[name]
-		if !img.Built() {
+		switch {
+		case !img.Built():
 			r.refs[name] = images.ThirdParty(img)
-			continue
-		}
-		if parts.Build {
+		case t.Cfg.Registry != "":
+			r.refs[name] = t.Cfg.Registry + "/" + name + ":" + t.Cfg.Tag
+		case parts.Build:
 			add(engine.Step{Name: buildStep(name), Class: "build", Phase: engine.PhaseBuild, Run: r.build(name, img)})
 		}
 	}
@@ -161,27 +168,35 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	} else if parts.Load || parts.Deploy {
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
-	if parts.Load {
-		for _, name := range imgs {
-			needs := []string{clusterStep}
-			if t.Topo.Images[name].Built() {
-				needs = append(needs, buildStep(name))
-			}
-			add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: r.load(name)})
+	loaded := func(name string) bool { return parts.Load && (built(name) || !t.Topo.Images[name].Built()) }
+	for _, name := range imgs {
+		if !loaded(name) {
+			continue
 		}
+		needs := []string{clusterStep}
+		if built(name) {
+			needs = append(needs, buildStep(name))
+		}
+		add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: r.load(name)})
 	}
 	if parts.Deploy {
 		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
 		add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
+		if t.Cfg.Coverage {
+			add(engine.Step{Name: stepCoverDir, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareCoverDir})
+		}
 		var gate []string
 		for _, comp := range svc.Components {
 			c := t.Topo.Components[comp]
 			needs := []string{stepNamespace}
 			for _, img := range c.Images {
-				if parts.Load {
+				if loaded(img) {
 					needs = append(needs, loadStep(img))
-				} else if t.Topo.Images[img].Built() && parts.Build {
+				} else if built(img) && parts.Build {
 					needs = append(needs, buildStep(img))
+				}
+				if t.Cfg.Coverage && built(img) && !slices.Contains(needs, stepCoverDir) {
+					needs = append(needs, stepCoverDir)
 				}
 			}
 			for _, n := range c.Needs {
@@ -206,6 +221,10 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	if parts.Create || parts.Deploy {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDiagnose, OnFailure: true, Run: r.diagnose})
 	}
+	if parts.Deploy && t.Cfg.Coverage {
+		// After the diagnostics: flushing stops the pods whose logs they keep.
+		p.Finally = append(p.Finally, engine.Step{Name: stepCoverage, Run: r.collectCoverage})
+	}
 	if parts.Destroy && !t.Cfg.KeepCluster {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: func(ctx context.Context, w io.Writer) error {
 			return r.cluster.Delete(ctx, w)
@@ -220,7 +239,7 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 		if err != nil {
 			return err
 		}
-		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild}
+		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild, Cover: r.cfg.Coverage}
 		res, shared, err := r.memo.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
 		if err != nil {
 			return err
@@ -367,6 +386,11 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 	objs, err := kube.Render(r.topo.Path(c.Manifests), r.topo.Namespace, refs)
 	if err != nil {
 		return nil, err
+	}
+	if r.cfg.Coverage {
+		if err := r.addCoverDir(c, objs); err != nil {
+			return nil, err
+		}
 	}
 	k, err := r.kubeClient()
 	if err != nil {

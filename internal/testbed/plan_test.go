@@ -3,9 +3,13 @@ package testbed
 import (
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
 	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/topology"
 )
 
@@ -111,5 +115,70 @@ func TestANinthServiceGetsAPlanFromItsTopologyAlone(t *testing.T) {
 		if got := needsOf(p, step); !slices.Equal(got, needs) {
 			t.Errorf("%s needs %v, want %v", step, got, needs)
 		}
+	}
+}
+
+func stepNames(p *engine.Plan) (steps, finally []string) {
+	for _, s := range p.Steps {
+		steps = append(steps, s.Name)
+	}
+	for _, s := range p.Finally {
+		finally = append(finally, s.Name)
+	}
+	return steps, finally
+}
+
+func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
+	tb := testbedForTest(t, Config{Registry: "registry.example.com/team", Tag: "v1.2.3"})
+	p, r, err := tb.Plan("gateway", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := stepNames(p)
+	for _, s := range steps {
+		if strings.HasPrefix(s, "build ") || s == "load datastorage" || s == "load gateway" {
+			t.Errorf("registry mode has the step %q", s)
+		}
+	}
+	if !slices.Contains(steps, "load postgresql") {
+		t.Error("third-party images are still side-loaded from the host in registry mode")
+	}
+	if got := needsOf(p, "apply gateway"); !slices.Equal(got, []string{"prepare namespace", "ready crds", "ready redis", "ready datastorage", "ready cluster DNS"}) {
+		t.Errorf("apply gateway needs %v", got)
+	}
+	if ref, _ := r.image("gateway"); ref != "registry.example.com/team/gateway:v1.2.3" {
+		t.Errorf("gateway runs %q", ref)
+	}
+	objs, err := kube.Render(filepath.Join("..", "..", "deploy/components/gateway"), "testbed", map[string]string{"gateway": "registry.example.com/team/gateway:v1.2.3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, o := range objs {
+		if o.GetKind() == "Deployment" {
+			cs, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "template", "spec", "containers")
+			found = cs.([]any)[0].(map[string]any)["image"] == "registry.example.com/team/gateway:v1.2.3"
+		}
+	}
+	if !found {
+		t.Error("the rendered Deployment does not run the registry's image")
+	}
+}
+
+func TestCoveragePlanPreparesTheNodeAndFlushesBeforeTeardown(t *testing.T) {
+	tb := testbedForTest(t, Config{Coverage: true})
+	p, _, err := tb.Plan("datastorage", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := needsOf(p, "apply datastorage"); !slices.Contains(got, "prepare coverage dir") {
+		t.Errorf("apply datastorage needs %v: the coverage directory must exist first", got)
+	}
+	if got := needsOf(p, "apply postgresql"); slices.Contains(got, "prepare coverage dir") {
+		t.Errorf("apply postgresql (not built here) waits for the coverage directory: %v", got)
+	}
+	_, finally := stepNames(p)
+	if !slices.Equal(finally, []string{"collect diagnostics", "collect coverage", "delete cluster"}) {
+		t.Errorf("finally steps %v", finally)
 	}
 }

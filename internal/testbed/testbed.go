@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -18,7 +17,8 @@ import (
 	"github.com/testbed-dev/testbed/internal/topology"
 )
 
-// TopologyFile is the topology's path inside the repository.
+// TopologyFile is the topology's default path inside the repository
+// (E2E_TOPOLOGY changes it).
 const TopologyFile = "deploy/topology.yaml"
 
 // Testbed is the configured platform.
@@ -37,7 +37,7 @@ func New(root string) (*Testbed, error) {
 	if err != nil {
 		return nil, err
 	}
-	topo, err := topology.Load(filepath.Join(root, TopologyFile), root)
+	topo, err := topology.Load(cfg.Topology, root)
 	if err != nil {
 		return nil, err
 	}
