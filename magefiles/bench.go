@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/magefile/mage/mg"
+
+	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
 // Bench measures setups side by side.
@@ -19,11 +21,7 @@ func (Bench) Deploy(ctx context.Context, service, n string) error {
 	if err != nil || runs < 1 {
 		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
 	}
-	tb, err := load()
-	if err != nil {
-		return err
-	}
-	return tb.BenchDeploy(ctx, service, runs)
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchDeploy(ctx, service, runs) })
 }
 
 // Setup times a service's whole setup (fresh cluster each run, builds cached) in sequential, phased and dataflow modes, n runs each; "synthetic" is a stack with known delays.
@@ -32,9 +30,5 @@ func (Bench) Setup(ctx context.Context, service, n string) error {
 	if err != nil || runs < 1 {
 		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
 	}
-	tb, err := load()
-	if err != nil {
-		return err
-	}
-	return tb.BenchSetup(ctx, service, runs)
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchSetup(ctx, service, runs) })
 }

@@ -25,18 +25,10 @@ func (Cluster) Load(ctx context.Context, service string) error {
 
 // Delete deletes a service's cluster and its kubeconfig; a missing cluster is fine.
 func (Cluster) Delete(ctx context.Context, service string) error {
-	tb, err := load()
-	if err != nil {
-		return err
-	}
-	return tb.Delete(ctx, service)
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Delete(ctx, service) })
 }
 
 // Prune deletes every cluster testbed made.
 func (Cluster) Prune(ctx context.Context) error {
-	tb, err := load()
-	if err != nil {
-		return err
-	}
-	return tb.Prune(ctx)
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Prune(ctx) })
 }

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/magefile/mage/mg"
+
 	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
@@ -29,12 +31,26 @@ func load() (*testbed.Testbed, error) {
 	}
 }
 
+// do runs a target's work with testbed's interrupt handling (a first
+// Ctrl-C cleans up fully, mage's own handler would exit after 5 s) and maps
+// its error to the exit code: 1 failure, 2 bad input, 130 interrupted.
+func do(ctx context.Context, f func(context.Context, *testbed.Testbed) error) error {
+	ctx, stop := testbed.CatchInterrupt(ctx, os.Stderr)
+	defer stop()
+	tb, err := load()
+	if err == nil {
+		err = f(ctx, tb)
+	}
+	if code := testbed.ExitCode(ctx, err); code != 0 {
+		return mg.Fatal(code, err)
+	}
+	return nil
+}
+
 // run runs parts of a service's environment.
 func run(ctx context.Context, service string, parts testbed.Parts) error {
-	tb, err := load()
-	if err != nil {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error {
+		_, err := tb.Run(ctx, service, parts)
 		return err
-	}
-	_, err = tb.Run(ctx, service, parts)
-	return err
+	})
 }

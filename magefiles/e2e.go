@@ -55,10 +55,13 @@ func (E2e) Remediationorchestrator(ctx context.Context) error {
 
 // All runs every service's E2E, E2E_PARALLEL clusters at once, each image built once; a summary table at the end, non-zero exit if any failed.
 func (E2e) All(ctx context.Context) error {
-	tb, err := load()
-	if err != nil {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error {
+		_, err := tb.All(ctx, tb.Cfg.Parallel, tb.Cfg.FailFast)
 		return err
-	}
-	_, err = tb.All(ctx, tb.Cfg.Parallel, tb.Cfg.FailFast)
-	return err
+	})
+}
+
+// Run runs the E2E of any service of the topology (E2E_TOPOLOGY picks another topology file): e2e:run <service>.
+func (E2e) Run(ctx context.Context, service string) error {
+	return run(ctx, service, testbed.PartsE2E)
 }

@@ -131,7 +131,7 @@ const (
 func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) {
 	svc, err := t.Topo.Service(service)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, &InputError{err}
 	}
 	cl, err := cluster.Open(cluster.NameFor(service), io.Discard)
 	if err != nil {
@@ -210,7 +210,7 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 			add(engine.Step{Name: readyStep(comp), Needs: []string{applyStep(comp)}, Phase: engine.PhaseWait, Run: r.ready(comp, c)})
 			gate = append(gate, readyStep(comp))
 		}
-		if parts.Suite {
+		if parts.Suite && svc.Suite != topology.NoSuite {
 			if len(svc.Ports) > 0 {
 				add(engine.Step{Name: stepPorts, Needs: gate, Phase: engine.PhaseWait, Run: r.reachPorts})
 				gate = append(gate, stepPorts)
@@ -230,7 +230,10 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 			return r.cluster.Delete(ctx, w)
 		}})
 	}
-	return p, r, p.Validate()
+	if err := p.Validate(); err != nil {
+		return nil, nil, &InputError{err}
+	}
+	return p, r, nil
 }
 
 func (r *run) build(name string, img *topology.Image) func(context.Context, io.Writer) error {

@@ -35,11 +35,11 @@ type Testbed struct {
 func New(root string) (*Testbed, error) {
 	cfg, err := ConfigFromEnv(root)
 	if err != nil {
-		return nil, err
+		return nil, &InputError{err}
 	}
 	topo, err := topology.Load(cfg.Topology, root)
 	if err != nil {
-		return nil, err
+		return nil, &InputError{err}
 	}
 	return &Testbed{Cfg: cfg, Topo: topo, Out: os.Stderr, memo: &buildMemo{}}, nil
 }
@@ -120,7 +120,7 @@ func (t *Testbed) Show(w io.Writer, service string) error {
 // Delete deletes a service's cluster; a missing cluster is not an error.
 func (t *Testbed) Delete(ctx context.Context, service string) error {
 	if _, err := t.Topo.Service(service); err != nil {
-		return err
+		return &InputError{err}
 	}
 	c, err := cluster.Open(cluster.NameFor(service), t.Out)
 	if err != nil {

@@ -63,8 +63,12 @@ type Component struct {
 type Service struct {
 	Components []string `yaml:"components"`
 	Ports      []Port   `yaml:"ports,omitempty"`
-	Suite      string   `yaml:"suite"`
+	// Suite is the Go package of the service's E2E suite, or NoSuite.
+	Suite string `yaml:"suite"`
 }
+
+// NoSuite is the suite of a service that is only set up and torn down.
+const NoSuite = "none"
 
 // Port maps a NodePort to a port on the host's 127.0.0.1.
 type Port struct {
@@ -212,7 +216,7 @@ func (t *Topology) Validate() error {
 			nodePorts[p.NodePort], hostPorts[p.HostPort] = true, true
 		}
 		if s.Suite == "" {
-			bad("service %s: suite is required", name)
+			bad("service %s: suite is required (a Go package, or %q)", name, NoSuite)
 		}
 	}
 	return errors.Join(errs...)
