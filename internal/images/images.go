@@ -282,7 +282,12 @@ func (b *Builder) compile(ctx context.Context, bin topology.Binary, out string, 
 	}
 	cmd := exec.CommandContext(ctx, "go", append(args, bin.Package)...)
 	cmd.Dir = b.Root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	// go build's work directory goes inside the build's own temporary
+	// directory, which Build removes: interrupted, go build leaves its
+	// work directory behind (seen in the fault suite).
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOTMPDIR="+filepath.Dir(out))
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 10 * time.Second
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	t0 := time.Now()
