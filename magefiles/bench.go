@@ -32,3 +32,12 @@ func (Bench) Setup(ctx context.Context, service, n string) error {
 	}
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchSetup(ctx, service, runs) })
 }
+
+// Soak runs a service's full E2E n times back to back (fresh cluster each), reporting failures and the spread of the times; logs under E2E_ARTIFACTS/<service>/soak.
+func (Bench) Soak(ctx context.Context, service, n string) error {
+	runs, err := strconv.Atoi(n)
+	if err != nil || runs < 1 {
+		return mg.Fatal(testbed.ExitInput, fmt.Sprintf("n=%q: give the number of runs, at least 1", n))
+	}
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchSoak(ctx, service, runs) })
+}

@@ -149,3 +149,81 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	fmt.Fprintf(t.Out, "timelines: %s\n", filepath.Join(t.Cfg.Artifacts, service, "bench"))
 	return nil
 }
+
+// BenchSoak runs a service's full E2E n times back to back, each with a
+// fresh cluster. Each run's output goes to E2E_ARTIFACTS/<service>/soak/
+// run-<i>.log; one line per run here, then the failures and the spread of
+// the times. It fails when a run failed or left its cluster behind.
+func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
+	if _, err := t.Topo.Service(service); err != nil {
+		return &InputError{err}
+	}
+	c, err := cluster.Open(cluster.NameFor(service), io.Discard)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(t.artifactsOf(service), "soak")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	var totals, setups, suites []time.Duration
+	var failed []string
+	for i := 1; i <= n; i++ {
+		if ctx.Err() != nil {
+			break
+		}
+		logPath := filepath.Join(dir, fmt.Sprintf("run-%d.log", i))
+		f, err := os.Create(logPath)
+		if err != nil {
+			return err
+		}
+		tb := *t
+		tb.Out = f
+		t0 := time.Now()
+		res, err := tb.Run(ctx, service, PartsE2E)
+		f.Close()
+		total := time.Since(t0)
+		verdict := "passed"
+		if err != nil {
+			verdict = "FAILED: " + firstLineErr(err).Error()
+			failed = append(failed, fmt.Sprintf("run %d (%s)", i, logPath))
+		}
+		line := fmt.Sprintf("run %2d/%d  %s  total %s", i, n, verdict, total.Round(100*time.Millisecond))
+		if res != nil {
+			if setup, suite, ok := suiteTimes(res, service); ok {
+				line += fmt.Sprintf("  setup %s  suite %s", setup.Round(100*time.Millisecond), suite.Round(100*time.Millisecond))
+				if err == nil {
+					setups, suites = append(setups, setup), append(suites, suite)
+				}
+			}
+		}
+		if err == nil {
+			totals = append(totals, total)
+		}
+		if ok, _ := c.Exists(context.WithoutCancel(ctx)); ok && !t.Cfg.KeepCluster {
+			failed = append(failed, fmt.Sprintf("run %d left cluster %s", i, cluster.NameFor(service)))
+			line += "  (cluster left behind)"
+		}
+		fmt.Fprintln(t.Out, line)
+	}
+	fmt.Fprintf(t.Out, "\nbench:soak %s: %d run(s), %d failure(s)\n", service, n, len(failed))
+	tw := tabwriter.NewWriter(t.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "of passed runs\tmedian\tmin\tmax\n")
+	for _, m := range []struct {
+		name string
+		ts   []time.Duration
+	}{{"total", totals}, {"setup", setups}, {"suite", suites}} {
+		if len(m.ts) > 0 {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.name, median(m.ts).Round(100*time.Millisecond), slices.Min(m.ts).Round(100*time.Millisecond), slices.Max(m.ts).Round(100*time.Millisecond))
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(t.Out, "logs: %s\n", dir)
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("bench:soak %s: %d of %d runs failed: %v", service, len(failed), n, failed)
+	}
+	return nil
+}
