@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
 	"github.com/testbed-dev/testbed/internal/topology"
@@ -121,7 +123,53 @@ func dockerfile(t *testing.T) string {
 
 func TestBuildMissThenCached(t *testing.T) {
 	t.Parallel()
-	docker := testenv.RequireDocker(t)
+	missThenCached(t, testenv.RequireDocker(t))
+}
+
+// TestBuildThroughPodman runs the same builds against Podman's
+// Docker-compatible API, served by `podman system service` for the test.
+func TestBuildThroughPodman(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("podman"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("CI=true and podman is not installed: .ci/run installs it")
+		}
+		t.Skip("podman is not installed (apt-get install podman) to run this test")
+	}
+	sock := filepath.Join(t.TempDir(), "podman.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	svc := exec.CommandContext(ctx, "podman", "system", "service", "--time=0", "unix://"+sock)
+	var log bytes.Buffer
+	svc.Stdout, svc.Stderr = &log, &log
+	if err := svc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); svc.Wait() })
+	c, err := client.NewClientWithOpts(client.WithHost("unix://"+sock), client.WithAPIVersionNegotiation())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := c.Ping(pctx)
+		pcancel()
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("podman's API does not answer: %v\n%s", err, log.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if v, err := c.ServerVersion(ctx); err != nil || !strings.Contains(fmt.Sprint(v.Components), "Podman") {
+		t.Fatalf("the socket is not Podman's: %+v, %v", v.Components, err)
+	}
+	missThenCached(t, c)
+}
+
+func missThenCached(t *testing.T, docker *client.Client) {
 	ctx := context.Background()
 	b := &Builder{Docker: docker, Root: ".", Timeout: 5 * time.Minute}
 	img := &topology.Image{Dockerfile: dockerfile(t), Binaries: []topology.Binary{{Name: "hello", Package: "./testdata/hello"}}}
