@@ -13,10 +13,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -95,11 +95,17 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	}
 	defer os.RemoveAll(dir)
 
-	entries, err := b.inputs(ctx, img, dir, w)
+	entries, err := b.contextEntries(img)
 	if err != nil {
 		return Built{}, fmt.Errorf("image %s: %w", name, err)
 	}
-	hash, err := inputsHash(entries, img.Args)
+	bins := map[string]string{}
+	for _, bin := range img.Binaries {
+		if bins[bin.Name], err = b.goInputsHash(ctx, bin.Package); err != nil {
+			return Built{}, fmt.Errorf("image %s: binary %s: %w", name, bin.Name, err)
+		}
+	}
+	hash, err := inputsHash(entries, img.Args, bins)
 	if err != nil {
 		return Built{}, fmt.Errorf("image %s: %w", name, err)
 	}
@@ -119,6 +125,17 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		}
 	}
 
+	// Only now, on a miss, are the binaries compiled; they replace context
+	// files of the same name.
+	for _, bin := range img.Binaries {
+		out := filepath.Join(dir, bin.Name)
+		if err := b.compile(ctx, bin, out, w); err != nil {
+			return Built{}, fmt.Errorf("image %s: %w", name, err)
+		}
+		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.name == bin.Name })
+		entries = append(entries, entry{name: bin.Name, path: out, mode: 0o755})
+	}
+	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	tarPath := filepath.Join(dir, "context.tar")
 	size, err := writeTar(tarPath, entries)
 	if err != nil {
@@ -168,10 +185,10 @@ type entry struct {
 	mode os.FileMode // permission bits; os.ModeSymlink for a link
 }
 
-// inputs lists the build context: the files of the image's context
-// directory that .dockerignore does not exclude (never .git), the
-// Dockerfile as "Dockerfile", and the Go binaries, compiled into dir.
-func (b *Builder) inputs(ctx context.Context, img *topology.Image, dir string, w io.Writer) ([]entry, error) {
+// contextEntries lists the build context apart from the binaries: the
+// files of the image's context directory that .dockerignore does not
+// exclude (never .git), and the Dockerfile as "Dockerfile".
+func (b *Builder) contextEntries(img *topology.Image) ([]entry, error) {
 	byName := map[string]entry{}
 	if img.Context != "" {
 		files, err := contextFiles(b.path(img.Context))
@@ -182,17 +199,11 @@ func (b *Builder) inputs(ctx context.Context, img *topology.Image, dir string, w
 			byName[e.name] = e
 		}
 	}
-	byName["Dockerfile"] = entry{name: "Dockerfile", path: b.path(img.Dockerfile), mode: 0o644}
-	for _, bin := range img.Binaries {
-		out := filepath.Join(dir, bin.Name)
-		if err := b.compile(ctx, bin, out, w); err != nil {
-			return nil, err
-		}
-		byName[bin.Name] = entry{name: bin.Name, path: out, mode: 0o755}
-	}
-	if _, err := os.Stat(byName["Dockerfile"].path); err != nil {
+	df := b.path(img.Dockerfile)
+	if _, err := os.Stat(df); err != nil {
 		return nil, err
 	}
+	byName["Dockerfile"] = entry{name: "Dockerfile", path: df, mode: 0o644}
 	entries := make([]entry, 0, len(byName))
 	for _, e := range byName {
 		entries = append(entries, e)
@@ -276,16 +287,13 @@ func contextFiles(root string) ([]entry, error) {
 // library: this is the one shell-out of the build, with arguments, never a
 // shell string.
 func (b *Builder) compile(ctx context.Context, bin topology.Binary, out string, w io.Writer) error {
-	args := []string{"build", "-trimpath", "-ldflags=-s -w", "-o", out}
-	if b.Cover {
-		args = append(args, "-cover")
-	}
-	cmd := exec.CommandContext(ctx, "go", append(args, bin.Package)...)
+	args := append(append([]string{"build"}, b.goBuildFlags()...), "-o", out, bin.Package)
+	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = b.Root
 	// go build's work directory goes inside the build's own temporary
 	// directory, which Build removes: interrupted, go build leaves its
 	// work directory behind (seen in the fault suite).
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH, "GOTMPDIR="+filepath.Dir(out))
+	cmd.Env = goEnv("GOTMPDIR=" + filepath.Dir(out))
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	var buf bytes.Buffer
@@ -299,11 +307,12 @@ func (b *Builder) compile(ctx context.Context, bin topology.Binary, out string, 
 }
 
 // inputsHash hashes every file of the build context (name, mode and
-// content) and the build arguments. The binaries are hashed as built: with
-// -trimpath a binary is a function of its Go sources, the toolchain and the
-// flags, so their hash covers all three.
-func inputsHash(entries []entry, args map[string]string) (string, error) {
+// content), the build arguments, and each binary's Go inputs hash.
+func inputsHash(entries []entry, args map[string]string, bins map[string]string) (string, error) {
 	h := sha256.New()
+	for _, n := range slices.Sorted(maps.Keys(bins)) {
+		fmt.Fprintf(h, "binary\x00%s\x00%s\x00", n, bins[n])
+	}
 	for _, e := range entries {
 		fmt.Fprintf(h, "file\x00%s\x00%o\x00", e.name, e.mode)
 		if e.mode&os.ModeSymlink != 0 {

@@ -47,7 +47,7 @@ func TestInputsHashCoversNamesModesContentAndArgs(t *testing.T) {
 	}
 	df, x, y := write("Dockerfile", "FROM scratch"), write("x", "x"), write("y", "y")
 	hash := func(args map[string]string, es ...entry) string {
-		h, err := inputsHash(es, args)
+		h, err := inputsHash(es, args, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,6 +202,9 @@ func missThenCached(t *testing.T, docker *client.Client) {
 	if !strings.Contains(out.String(), "cached:") {
 		t.Errorf("status does not say cached: %q", out.String())
 	}
+	if strings.Contains(out.String(), "compiled") {
+		t.Errorf("a cache hit compiled the binary: %q", out.String())
+	}
 
 	b.Rebuild = true
 	third, err := b.Build(ctx, "hello", img, &out)
@@ -295,5 +298,57 @@ func TestBuildSendsTheContext(t *testing.T) {
 	_, err = b.Build(ctx, "ignored", &topology.Image{Dockerfile: bad, Context: root}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "debug.log") {
 		t.Errorf("COPY of an ignored file: error %v, want one naming debug.log", err)
+	}
+}
+
+// TestGoInputsHash: the hash of a binary's Go inputs follows its sources,
+// embedded files and flags, and nothing else.
+func TestGoInputsHash(t *testing.T) {
+	t.Parallel()
+	mod := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(mod, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/m\n\ngo 1.24\n")
+	write("main.go", "package main\n\nimport _ \"embed\"\n\n//go:embed greeting.txt\nvar greeting string\n\nfunc main() { println(greeting) }\n")
+	write("greeting.txt", "hello")
+	write("notes.md", "not an input")
+	b := &Builder{Root: mod}
+	hash := func() string {
+		t.Helper()
+		h, err := b.goInputsHash(context.Background(), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	first := hash()
+	if hash() != first {
+		t.Fatal("the hash is not stable")
+	}
+	write("notes.md", "still not an input")
+	if hash() != first {
+		t.Error("a file the package does not use changed the hash")
+	}
+	write("greeting.txt", "hi")
+	afterEmbed := hash()
+	if afterEmbed == first {
+		t.Error("a change to an embedded file left the hash as it was")
+	}
+	write("main.go", "package main\n\nimport _ \"embed\"\n\n//go:embed greeting.txt\nvar greeting string\n\nfunc main() { println(greeting + \"!\") }\n")
+	afterSource := hash()
+	if afterSource == afterEmbed {
+		t.Error("a change to a Go file left the hash as it was")
+	}
+	b.Cover = true
+	if hash() == afterSource {
+		t.Error("-cover left the hash as it was")
+	}
+	write("main.go", "package main\n\nfunc main() { undefinedFunction() }\n")
+	if _, err := (&Builder{Root: mod}).goInputsHash(context.Background(), "./nosuch"); err == nil {
+		t.Error("a package that does not exist hashed without error")
 	}
 }
