@@ -64,6 +64,9 @@ func (c *Cluster) CopyCoverDir(ctx context.Context, dir string) (int, error) {
 			done <- err
 		}()
 		count, xerr := extractFlat(pr, dir)
+		if xerr == nil {
+			_, xerr = io.Copy(io.Discard, pr) // tar pads its end beyond the end-of-archive marker
+		}
 		pr.CloseWithError(errors.New("extraction stopped")) // unblocks the writer if extraction failed
 		if err := <-done; err != nil {
 			return total, fmt.Errorf("%s: reading %s: %w: %s", n, CoverDir, err, strings.TrimSpace(stderr.String()))
