@@ -133,10 +133,25 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (reu
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// kind's Create takes no context: let it stop, then remove what it made.
-		fmt.Fprintf(w, "interrupted: waiting for kind to finish, then deleting %s\n", c.Name)
-		<-done
-		return false, errors.Join(ctx.Err(), c.Delete(context.WithoutCancel(ctx), w))
+		// kind's Create takes no context. Deleting the node under it makes
+		// its next step fail, so it returns in seconds instead of finishing
+		// the cluster (~20 s). Until it returns, delete again each second:
+		// the node may not exist yet.
+		fmt.Fprintf(w, "interrupted: deleting %s under kind, then once more when kind has stopped\n", c.Name)
+		dctx := context.WithoutCancel(ctx)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for waiting := true; waiting; {
+			if err := c.Delete(dctx, io.Discard); err != nil {
+				fmt.Fprintf(w, "delete racing kind: %v\n", err)
+			}
+			select {
+			case <-done:
+				waiting = false
+			case <-tick.C:
+			}
+		}
+		return false, errors.Join(ctx.Err(), c.Delete(dctx, w))
 	}
 	if err != nil {
 		// kind deletes a cluster whose creation failed (no Retain).

@@ -128,7 +128,7 @@ func (c *Client) Wait(ctx context.Context, objs []Object, o WaitOptions, w io.Wr
 			return &NotReadyError{
 				Object:  fmt.Sprintf("%d of %d objects", len(lines), len(objs)),
 				Reason:  fmt.Sprintf("not ready after %s (%v)", o.Timeout, context.Cause(ctx)),
-				Details: "still waiting for:\n" + strings.Join(lines, "\n"),
+				Details: "still waiting for:\n" + strings.Join(lines, "\n") + "\nthe diagnostics (pods, events, logs) say why; if it is only slow, raise E2E_TIMEOUT",
 			}
 		}
 	}
