@@ -463,14 +463,29 @@ func envName(s string) string {
 // suite runs the service's Ginkgo suite with go test: the go tool is a
 // command, run with an argument list and no shell.
 func (r *run) suite(ctx context.Context, w io.Writer) error {
+	// go test's work directory (the test binary) lives in a directory
+	// removed at the end, whatever happens to go test.
+	tmp, err := os.MkdirTemp("", "testbed-suite-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
 	cmd.Dir = r.cfg.Root
-	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE")
+	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE", "GOTMPDIR="+tmp)
 	cmd.Stdout, cmd.Stderr = w, w
-	// On Ctrl-C the suite gets SIGINT to finish its cleanup, then is killed.
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGINT) }
+	// The suite runs in its own process group. On Ctrl-C the whole group
+	// gets SIGINT, as from a terminal: go test does not pass a signal on to
+	// the test binary (seen: the binary outlived the run). 10 s later, and
+	// in any case once go test has returned, what is left is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = 10 * time.Second
-	if err := cmd.Run(); err != nil {
+	err = cmd.Run()
+	if cmd.Process != nil {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // ESRCH when the group is gone
+	}
+	if err != nil {
 		return fmt.Errorf("suite %s failed (%w): its output is above", r.svc.Suite, err)
 	}
 	return nil
