@@ -17,47 +17,72 @@ import (
 )
 
 // LoadImage imports an image from the host's engine into every node that
-// does not already hold the same image ID. The image streams from the
-// engine into the node's containerd: no temporary file, so two runs cannot
-// collide on a path. The caller keeps imports into one node one at a time.
+// does not already hold the same image ID. The image is exported once and
+// streamed into each such node's containerd at the same time: no temporary
+// file, so two runs cannot collide on a path. The caller keeps imports
+// into one node one at a time.
 func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id string, w io.Writer) error {
 	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}
-	g, gctx := errgroup.WithContext(ctx)
+	var need []nodes.Node
 	for _, n := range ns {
+		if have, _ := nodeImageID(ctx, n, ref); have == id {
+			fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, images.ShortID(id))
+			continue
+		}
+		need = append(need, n)
+	}
+	if len(need) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	t0 := time.Now()
+	rc, err := docker.ImageSave(ctx, []string{ref})
+	if err != nil {
+		return fmt.Errorf("docker save %s: %w", ref, err)
+	}
+	defer rc.Close()
+	g, gctx := errgroup.WithContext(ctx)
+	writers := make([]io.Writer, len(need))
+	pipes := make([]*io.PipeWriter, len(need))
+	for i, n := range need {
+		pr, pw := io.Pipe()
+		writers[i], pipes[i] = pw, pw
 		g.Go(func() error {
-			if have, _ := nodeImageID(gctx, n, ref); have == id {
-				fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, images.ShortID(id))
-				return nil
-			}
-			t0 := time.Now()
-			if err := importImage(gctx, docker, n, ref); err != nil {
+			err := importImage(gctx, n, pr)
+			pr.CloseWithError(fmt.Errorf("import into %s ended", n)) // stops the copy if it ended early
+			if err != nil {
 				return fmt.Errorf("loading %s into %s: %w", ref, n, err)
 			}
 			fmt.Fprintf(w, "%s: loaded %s in %s\n", n, ref, time.Since(t0).Round(time.Millisecond))
 			return nil
 		})
 	}
-	return g.Wait()
+	_, cerr := io.Copy(io.MultiWriter(writers...), rc)
+	for _, pw := range pipes {
+		pw.CloseWithError(cerr) // nil: the importers see the end of the image
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("docker save %s: %w", ref, cerr)
+	}
+	return nil
 }
 
-func importImage(ctx context.Context, docker images.Docker, n nodes.Node, ref string) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
+// importImage feeds an image archive to the node's containerd.
+func importImage(ctx context.Context, n nodes.Node, archive io.Reader) error {
 	snap, err := snapshotter(ctx, n)
 	if err != nil {
 		return err
 	}
-	rc, err := docker.ImageSave(ctx, []string{ref})
-	if err != nil {
-		return fmt.Errorf("docker save: %w", err)
-	}
-	defer rc.Close()
 	var out bytes.Buffer
 	cmd := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "--snapshotter="+snap, "-").
-		SetStdin(rc).SetStdout(&out).SetStderr(&out)
+		SetStdin(archive).SetStdout(&out).SetStderr(&out)
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("ctr import: %w: %s", err, strings.TrimSpace(out.String()))
 	}
