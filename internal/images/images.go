@@ -81,8 +81,8 @@ type Builder struct {
 	Cover bool
 }
 
-// Build compiles the image's Go binaries on the host, then builds the image
-// unless one with the same inputs exists.
+// Build hashes the image's inputs; unless an image with that hash exists,
+// it compiles the Go binaries on the host and builds the image.
 func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w io.Writer) (Built, error) {
 	if b.Timeout > 0 {
 		var cancel context.CancelFunc
