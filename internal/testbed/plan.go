@@ -339,8 +339,15 @@ func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
 		"apiVersion": "apps/v1", "kind": "Deployment",
 		"metadata": map[string]any{"name": "coredns", "namespace": "kube-system"},
 	}}
-	return k.Wait(ctx, []kube.Object{{Unstructured: coredns}}, kube.WaitOptions{Timeout: r.cfg.Timeout}, w)
+	return k.Wait(ctx, []kube.Object{{Unstructured: coredns}}, kube.WaitOptions{Timeout: clusterReadyTimeout}, w)
 }
+
+// clusterReadyTimeout bounds the wait for the cluster's own parts (CoreDNS),
+// as kind bounds its wait for the control plane: E2E_TIMEOUT is the
+// platform's components' deadline, and a short one (a user hunting a stuck
+// component) must not fail on CoreDNS, which took up to 27 s here on a
+// loaded 2-core machine.
+const clusterReadyTimeout = 3 * time.Minute
 
 // reachPorts waits until every mapped port answers HTTP from the host: a
 // Service can be Ready before kube-proxy has programmed its NodePort, and

@@ -335,10 +335,8 @@ func TestFaultsWithCluster(t *testing.T) {
 			says: []string{"ErrImageNeverPull", "testbed/not-built-anywhere:v0"}, clusters: []string{cname("missing-image")}}},
 		{"manifest rejected", fault{args: []string{"e2e:run", "rejected"}, exit: 1, within: 3 * time.Minute,
 			says: []string{"rejected.yaml: Service/rejected", "99999"}, clusters: []string{cname("rejected")}}},
-		// E2E_TIMEOUT bounds the wait for CoreDNS too, which took 20-27 s
-		// on a loaded 2-core machine: 40 s lets never-ready be what times out.
-		{"readiness timeout", fault{args: []string{"e2e:run", "never-ready"}, env: []string{"E2E_TIMEOUT=40s"}, exit: 1, within: 3 * time.Minute,
-			says: []string{"not ready after 40s", "Deployment/never-ready: InProgress", "raise E2E_TIMEOUT"}, clusters: []string{cname("never-ready")}}},
+		{"readiness timeout", fault{args: []string{"e2e:run", "never-ready"}, env: []string{"E2E_TIMEOUT=15s"}, exit: 1, within: 3 * time.Minute,
+			says: []string{"not ready after 15s", "Deployment/never-ready: InProgress", "raise E2E_TIMEOUT"}, clusters: []string{cname("never-ready")}}},
 		{"SIGINT during build", fault{args: []string{"e2e:run", "quick-d"}, env: []string{"GOCACHE=" + t.TempDir()}, exit: 130, within: 60 * time.Second,
 			interruptWhen: "▶ build synthetic", interruptAfter: 2 * time.Second,
 			says: []string{"interrupt: stopping and cleaning up", "deleted cluster testbed-quick-d"}, clusters: []string{cname("quick-d")}}},
