@@ -100,6 +100,10 @@ type fault struct {
 	// interruptAfter waits that much longer first.
 	interruptWhen  string
 	interruptAfter time.Duration
+	// terminal sends the SIGINT to the run's whole process group, as a
+	// terminal's Ctrl-C does; otherwise only the target gets it, as from a
+	// CI runner cancelling the job.
+	terminal bool
 	// while runs, concurrently, while the target runs (security checks).
 	while func(t *testing.T, out *syncBuffer)
 
@@ -130,6 +134,7 @@ func run(t *testing.T, name string, f fault) outcome {
 	cmd.Env = append(cmd.Env, f.env...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -154,7 +159,11 @@ wait:
 			if f.interruptWhen != "" && sigAt.IsZero() && strings.Contains(out.String(), f.interruptWhen) {
 				time.Sleep(f.interruptAfter)
 				sigAt = time.Now()
-				if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+				pid := cmd.Process.Pid
+				if f.terminal {
+					pid = -pid
+				}
+				if err := syscall.Kill(pid, syscall.SIGINT); err != nil {
 					t.Errorf("SIGINT: %v", err)
 				}
 			}
@@ -337,14 +346,14 @@ func TestFaultsWithCluster(t *testing.T) {
 			says: []string{"rejected.yaml: Service/rejected", "99999"}, clusters: []string{cname("rejected")}}},
 		{"readiness timeout", fault{args: []string{"e2e:run", "never-ready"}, env: []string{"E2E_TIMEOUT=15s"}, exit: 1, within: 3 * time.Minute,
 			says: []string{"not ready after 15s", "Deployment/never-ready: InProgress", "raise E2E_TIMEOUT"}, clusters: []string{cname("never-ready")}}},
-		{"SIGINT during build", fault{args: []string{"e2e:run", "quick-d"}, env: []string{"GOCACHE=" + t.TempDir()}, exit: 130, within: 60 * time.Second,
+		{"SIGINT (to the target only) during build", fault{args: []string{"e2e:run", "quick-d"}, env: []string{"GOCACHE=" + t.TempDir()}, exit: 130, within: 60 * time.Second,
 			interruptWhen: "▶ build synthetic", interruptAfter: 2 * time.Second,
 			says: []string{"interrupt: stopping and cleaning up", "deleted cluster testbed-quick-d"}, clusters: []string{cname("quick-d")}}},
-		{"SIGINT during deploy", fault{args: []string{"e2e:run", "never-ready-2"}, exit: 130, within: 90 * time.Second,
-			interruptWhen: "▶ ready never-ready", interruptAfter: 8 * time.Second, while: checkSecurity("never-ready-2", nil),
+		{"Ctrl-C (SIGINT to the process group) during deploy", fault{args: []string{"e2e:run", "never-ready-2"}, exit: 130, within: 90 * time.Second,
+			interruptWhen: "▶ ready never-ready", interruptAfter: 8 * time.Second, terminal: true, while: checkSecurity("never-ready-2", nil),
 			says: []string{"interrupt: stopping and cleaning up", "deleted cluster testbed-never-ready-2"}, clusters: []string{cname("never-ready-2")}}},
-		{"SIGINT during the suite", fault{args: []string{"e2e:run", "sleepy-suite"}, exit: 130, within: 90 * time.Second,
-			interruptWhen: "▶ suite sleepy-suite", interruptAfter: 5 * time.Second, while: checkSecurity("sleepy-suite", []int{30990}),
+		{"Ctrl-C (SIGINT to the process group) during the suite", fault{args: []string{"e2e:run", "sleepy-suite"}, exit: 130, within: 90 * time.Second,
+			interruptWhen: "▶ suite sleepy-suite", interruptAfter: 5 * time.Second, terminal: true, while: checkSecurity("sleepy-suite", []int{30990}),
 			says: []string{"interrupt: stopping and cleaning up", "deleted cluster testbed-sleepy-suite"}, clusters: []string{cname("sleepy-suite")}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
