@@ -362,6 +362,15 @@ func TestFaultsWithCluster(t *testing.T) {
 			noSecretIn(t, o)
 		})
 	}
+	t.Run("failure with E2E_KEEP_CLUSTER=1", func(t *testing.T) {
+		t.Parallel()
+		// Asked to keep it, the run leaves the cluster and says how to
+		// delete it; that command then leaves nothing.
+		run(t, "crashing pod, E2E_KEEP_CLUSTER=1", fault{args: []string{"e2e:run", "crash-kept"}, env: []string{"E2E_KEEP_CLUSTER=1"}, exit: 1, within: 3 * time.Minute,
+			says: []string{"CrashLoopBackOff", "cluster testbed-crash-kept is left running", "delete it with: go run magefile.go cluster:delete crash-kept"}})
+		run(t, "cluster:delete of the kept cluster", fault{args: []string{"cluster:delete", "crash-kept"}, exit: 0, within: time.Minute,
+			says: []string{"deleted cluster testbed-crash-kept"}, clusters: []string{cname("crash-kept")}})
+	})
 	t.Run("two runs at once", func(t *testing.T) {
 		t.Parallel()
 		var wg sync.WaitGroup
