@@ -229,7 +229,7 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 			return false, &NotReadyError{
 				Object:  fmt.Sprintf("%s (pod %s, container %s)", owner, pod.Name, container),
 				Reason:  fmt.Sprintf("%s: %s", reason, msg),
-				Details: c.podDetails(context.WithoutCancel(ctx), pod, container),
+				Details: joinLines(c.podDetails(context.WithoutCancel(ctx), pod, container), remedy(reason)),
 			}
 		}
 		return false, nil
@@ -238,6 +238,31 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 }
 
 // podProblem returns the reason a pod cannot become ready without a change.
+// remedy says what to do about a pod that cannot start, by its reason.
+func remedy(reason string) string {
+	switch reason {
+	case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
+		return "what to do: the image is not on the node and nothing is pulled here; list it under the component's images in the topology (testbed builds or side-loads those and puts their references in the manifests), or set the E2E_*_IMAGE variable of a third-party image to one present on the host"
+	case "CrashLoopBackOff":
+		return "what to do: the container keeps exiting; its log tail is above, and the previous container's full log is under E2E_ARTIFACTS/<service>/diagnostics"
+	case "CreateContainerConfigError", "CreateContainerError":
+		return "what to do: the container could not be made; a Secret, ConfigMap or volume it names is usually missing (see the events above)"
+	case "Unschedulable":
+		return "what to do: no node can take the pod; its requests, node selector or tolerations ask for what the single kind node lacks"
+	}
+	return ""
+}
+
+func joinLines(a, b string) string {
+	switch {
+	case a == "":
+		return b
+	case b == "":
+		return a
+	}
+	return a + "\n" + b
+}
+
 func podProblem(pod *corev1.Pod, failOnCrash bool) (reason, container, message string) {
 	for _, cond := range pod.Status.Conditions {
 		if cond.Type == corev1.PodScheduled && cond.Status == corev1.ConditionFalse && cond.Reason == corev1.PodReasonUnschedulable {
