@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 // Exit codes of the targets: a failure is 1, bad input 2, an interrupt 130
@@ -48,26 +49,54 @@ func ExitCode(ctx context.Context, err error) int {
 // context (cause ErrInterrupted) and the run cleans up under its finally
 // steps' deadlines; a second one exits at once, saying what is left.
 // stop restores the default handling.
-func CatchInterrupt(ctx context.Context, out io.Writer) (context.Context, func()) {
-	signal.Reset(syscall.SIGINT, syscall.SIGTERM)
+//
+// mage registers its handler in parallel with starting the target, so the
+// take-over is repeated shortly after (seen: mage's handler, registered
+// after ours, cancelled the run first). The returned context does not
+// inherit mage's cancellation, only its deadline (mage -t).
+func CatchInterrupt(parent context.Context, out io.Writer) (context.Context, func()) {
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
-	ctx, cancel := context.WithCancelCause(ctx)
+	takeOver := func() {
+		// Ignore, not Reset: between dropping the other handlers and
+		// registering ours, a signal is ignored rather than fatal.
+		signal.Ignore(syscall.SIGINT, syscall.SIGTERM)
+		signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	}
+	takeOver()
+	base := context.WithoutCancel(parent)
+	var cancelDeadline context.CancelFunc = func() {}
+	if d, ok := parent.Deadline(); ok {
+		base, cancelDeadline = context.WithDeadline(base, d)
+	}
+	ctx, cancel := context.WithCancelCause(base)
 	done := make(chan struct{})
 	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		select {
-		case s := <-ch:
-			fmt.Fprintf(out, "testbed: %s: stopping and cleaning up (a second one exits at once)\n", s)
-			cancel(ErrInterrupted)
-		case <-done:
-			return
-		}
+	interrupted := func(s os.Signal) {
+		fmt.Fprintf(out, "testbed: %s: stopping and cleaning up (a second one exits at once)\n", s)
+		cancel(ErrInterrupted)
 		select {
 		case <-ch:
 			fmt.Fprintln(out, "testbed: second interrupt: exiting before the cleanup finished; `go run magefile.go cluster:prune` deletes the clusters left")
 			os.Exit(ExitInterrupted)
+		case <-done:
+		}
+	}
+	go func() {
+		defer close(ended)
+		for _, d := range []time.Duration{50 * time.Millisecond, 500 * time.Millisecond} {
+			select {
+			case s := <-ch:
+				interrupted(s)
+				return
+			case <-time.After(d):
+				takeOver()
+			case <-done:
+				return
+			}
+		}
+		select {
+		case s := <-ch:
+			interrupted(s)
 		case <-done:
 		}
 	}()
@@ -76,5 +105,6 @@ func CatchInterrupt(ctx context.Context, out io.Writer) (context.Context, func()
 		close(done)
 		<-ended
 		cancel(nil)
+		cancelDeadline()
 	}
 }
