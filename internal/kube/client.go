@@ -10,6 +10,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -227,4 +228,40 @@ func (c *Client) DeleteNamespace(ctx context.Context, ns string) error {
 		_, err := c.Core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		return apierrors.IsNotFound(err), nil
 	})
+}
+
+// WaitServiceEndpoint waits until the Service has at least one ready
+// endpoint and returns how many it has.
+func (c *Client) WaitServiceEndpoint(ctx context.Context, ns, service string, timeout time.Duration) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	sel := metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service}
+	var last error
+	for {
+		lctx, lcancel := context.WithTimeout(ctx, requestTimeout)
+		list, err := c.Core.DiscoveryV1().EndpointSlices(ns).List(lctx, sel)
+		lcancel()
+		ready := 0
+		if err == nil {
+			for _, s := range list.Items {
+				for _, e := range s.Endpoints {
+					if e.Conditions.Ready != nil && *e.Conditions.Ready {
+						ready++
+					}
+				}
+			}
+			if ready > 0 {
+				return ready, nil
+			}
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			if last != nil {
+				return 0, fmt.Errorf("service %s/%s: no ready endpoint after %s: %w", ns, service, timeout, last)
+			}
+			return 0, fmt.Errorf("service %s/%s: no ready endpoint after %s", ns, service, timeout)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }

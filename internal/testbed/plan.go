@@ -17,7 +17,6 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/engine"
@@ -328,18 +327,23 @@ func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// clusterDNS waits for CoreDNS: a fresh cluster answers the API before
-// its DNS, and a pod that looks up a Service then fails.
+// clusterDNS waits until the cluster's DNS answers: a fresh cluster
+// answers the API before its DNS, and a pod that looks up a Service then
+// fails. One ready kube-dns endpoint is what a lookup needs; waiting for the
+// whole CoreDNS Deployment (two replicas, probed every 10 s) waited for
+// the second replica too.
 func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
 	k, err := r.kubeClient()
 	if err != nil {
 		return err
 	}
-	coredns := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "apps/v1", "kind": "Deployment",
-		"metadata": map[string]any{"name": "coredns", "namespace": "kube-system"},
-	}}
-	return k.Wait(ctx, []kube.Object{{Unstructured: coredns}}, kube.WaitOptions{Timeout: clusterReadyTimeout}, w)
+	t0 := time.Now()
+	n, err := k.WaitServiceEndpoint(ctx, "kube-system", "kube-dns", clusterReadyTimeout)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "kube-dns has %d ready endpoint(s) after %s\n", n, time.Since(t0).Round(100*time.Millisecond))
+	return nil
 }
 
 // clusterReadyTimeout bounds the wait for the cluster's own parts (CoreDNS),
