@@ -199,6 +199,11 @@ func (c *Cluster) EnsureKubeconfig(ctx context.Context) error {
 // Delete removes the cluster and its kubeconfig; deleting a cluster that
 // does not exist succeeds.
 func (c *Cluster) Delete(ctx context.Context, w io.Writer) error {
+	// When the engine cannot even list clusters (Docker unreachable), the
+	// retries below would only delay the report (by 6 s).
+	if _, err := c.Exists(ctx); err != nil {
+		return fmt.Errorf("cannot tell whether cluster %s exists: %w", c.Name, err)
+	}
 	var err error
 	// `docker rm -f` of a node sometimes fails while another container is
 	// torn down at the same time (seen with two test clusters at once):

@@ -226,11 +226,6 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	}
 	if parts.Destroy && !t.Cfg.KeepCluster {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: func(ctx context.Context, w io.Writer) error {
-			// Delete retries; when the engine cannot even list clusters,
-			// retrying only delays the report.
-			if _, err := r.cluster.Exists(ctx); err != nil {
-				return fmt.Errorf("cannot tell whether cluster %s exists: %w", r.cluster.Name, err)
-			}
 			return r.cluster.Delete(ctx, w)
 		}})
 	}
