@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -233,35 +234,27 @@ func (c *Client) DeleteNamespace(ctx context.Context, ns string) error {
 // WaitServiceEndpoint waits until the Service has at least one ready
 // endpoint and returns how many it has.
 func (c *Client) WaitServiceEndpoint(ctx context.Context, ns, service string, timeout time.Duration) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	sel := metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service}
-	var last error
-	for {
-		lctx, lcancel := context.WithTimeout(ctx, requestTimeout)
+	ready := 0
+	var last error // a failed list is retried, and named if it was the last word
+	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		lctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		defer cancel()
 		list, err := c.Core.DiscoveryV1().EndpointSlices(ns).List(lctx, sel)
-		lcancel()
-		ready := 0
-		if err == nil {
-			for _, s := range list.Items {
-				for _, e := range s.Endpoints {
-					if e.Conditions.Ready != nil && *e.Conditions.Ready {
-						ready++
-					}
+		if last = err; err != nil {
+			return false, nil
+		}
+		for _, s := range list.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					ready++
 				}
 			}
-			if ready > 0 {
-				return ready, nil
-			}
 		}
-		last = err
-		select {
-		case <-ctx.Done():
-			if last != nil {
-				return 0, fmt.Errorf("service %s/%s: no ready endpoint after %s: %w", ns, service, timeout, last)
-			}
-			return 0, fmt.Errorf("service %s/%s: no ready endpoint after %s", ns, service, timeout)
-		case <-time.After(250 * time.Millisecond):
-		}
+		return ready > 0, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("service %s/%s: no ready endpoint after %s: %w", ns, service, timeout, errors.Join(err, last))
 	}
+	return ready, nil
 }

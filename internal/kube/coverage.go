@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
 )
 
 // CoverVolume is the name of the volume AddCoverDir mounts.
@@ -17,7 +18,7 @@ const CoverVolume = "testbed-coverage"
 // AddCoverDir makes every container that runs one of the images write Go
 // coverage data (GOCOVERDIR) into mountPath, a volume backed by the node
 // directory hostPath. It returns how many containers it changed.
-func AddCoverDir(objs []Object, images map[string]bool, hostPath, mountPath string) (int, error) {
+func AddCoverDir(objs []Object, images map[string]bool, hostPath, mountPath string) int {
 	n := 0
 	for _, o := range objs {
 		path, ok := podSpecPaths[o.GetKind()]
@@ -26,9 +27,9 @@ func AddCoverDir(objs []Object, images map[string]bool, hostPath, mountPath stri
 		}
 		// In place, without the helpers' deep copies: rendered objects hold
 		// plain ints, which DeepCopyJSON refuses.
-		v, found, err := unstructured.NestedFieldNoCopy(o.Object, path...)
+		v, _, _ := unstructured.NestedFieldNoCopy(o.Object, path...)
 		spec, ok := v.(map[string]any)
-		if err != nil || !found || !ok {
+		if !ok {
 			continue
 		}
 		changed := false
@@ -52,7 +53,7 @@ func AddCoverDir(objs []Object, images map[string]bool, hostPath, mountPath stri
 			spec["volumes"] = append(vols, map[string]any{"name": CoverVolume, "hostPath": map[string]any{"path": hostPath, "type": "Directory"}})
 		}
 	}
-	return n, nil
+	return n
 }
 
 // ScaleToZero scales the Deployments and StatefulSets among objs to zero
@@ -78,25 +79,23 @@ func (c *Client) ScaleToZero(ctx context.Context, objs []Object, w io.Writer) er
 	}
 	sels, ns := podSelectors(scaled)
 	t0 := time.Now()
-	for {
-		left := 0
+	left := 0
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		left = 0
 		for _, sel := range sels {
 			lctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			pods, err := c.Core.CoreV1().Pods(ns).List(lctx, metav1.ListOptions{LabelSelector: sel.String()})
 			cancel()
 			if err != nil {
-				return err
+				return false, err
 			}
 			left += len(pods.Items)
 		}
-		if left == 0 {
-			fmt.Fprintf(w, "scaled %d workloads to zero; their pods exited in %s\n", len(scaled), time.Since(t0).Round(100*time.Millisecond))
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d pods still running after scaling to zero: %w", left, ctx.Err())
-		case <-time.After(500 * time.Millisecond):
-		}
+		return left == 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%d pods still running after scaling to zero: %w", left, err)
 	}
+	fmt.Fprintf(w, "scaled %d workloads to zero; their pods exited in %s\n", len(scaled), time.Since(t0).Round(100*time.Millisecond))
+	return nil
 }

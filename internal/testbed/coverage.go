@@ -29,9 +29,9 @@ func (r *run) prepareCoverDir(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// addCoverDir sets GOCOVERDIR in every container that runs an image built
-// in this run.
-func (r *run) addCoverDir(c *topology.Component, objs []kube.Object) error {
+// builtRefs are the references of the component's images built in this
+// run: the instrumented ones under E2E_COVERAGE.
+func (r *run) builtRefs(c *topology.Component) map[string]bool {
 	refs := map[string]bool{}
 	for _, img := range c.Images {
 		if r.topo.Images[img].Built() {
@@ -39,11 +39,7 @@ func (r *run) addCoverDir(c *topology.Component, objs []kube.Object) error {
 			refs[ref] = true
 		}
 	}
-	if len(refs) == 0 {
-		return nil
-	}
-	_, err := kube.AddCoverDir(objs, refs, cluster.CoverDir, coverMount)
-	return err
+	return refs
 }
 
 // collectCoverage stops the instrumented pods so they write their counters
@@ -63,16 +59,14 @@ func (r *run) collectCoverage(ctx context.Context, w io.Writer) error {
 	var objs []kube.Object
 	for _, name := range r.svc.Components {
 		c := r.topo.Components[name]
-		for _, img := range c.Images {
-			if r.topo.Images[img].Built() {
-				o, err := r.manifests(c)
-				if err != nil {
-					return err
-				}
-				objs = append(objs, o...)
-				break
-			}
+		if len(r.builtRefs(c)) == 0 {
+			continue
 		}
+		o, err := r.manifests(c)
+		if err != nil {
+			return err
+		}
+		objs = append(objs, o...)
 	}
 	if err := k.ScaleToZero(ctx, objs, w); err != nil {
 		return err

@@ -402,9 +402,7 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 		return nil, err
 	}
 	if r.cfg.Coverage {
-		if err := r.addCoverDir(c, objs); err != nil {
-			return nil, err
-		}
+		kube.AddCoverDir(objs, r.builtRefs(c), cluster.CoverDir, coverMount)
 	}
 	k, err := r.kubeClient()
 	if err != nil {
