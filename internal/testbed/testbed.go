@@ -65,12 +65,6 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	}
 	defer r.close()
 	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Cfg.Mode, r.cluster.Name)
-	// mage allows a target 5 s after Ctrl-C: say at once how to finish the
-	// cleanup should it be cut short.
-	stop := context.AfterFunc(ctx, func() {
-		fmt.Fprintf(t.Out, "testbed: interrupted, cleaning up; if this is cut short, `go run magefile.go cluster:delete %s` removes what is left\n", service)
-	})
-	defer stop()
 	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Cfg.Mode, Out: t.Out, Style: t.style()})
 	if res == nil {
 		return nil, err
