@@ -76,42 +76,103 @@ func TestStepNeverStartsBeforeItsNeeds(t *testing.T) {
 	}
 }
 
+// TestClassCapHolds holds every capped step until the test releases it
+// and counts the steps that have started: with the cap at l, exactly l
+// start, and one more each time one is released. A cap that is too loose
+// shows more starts than allowed; one too tight never reaches l and fails
+// by the deadline, not by hanging.
 func TestClassCapHolds(t *testing.T) {
 	t.Parallel()
 	for _, limit := range []int{1, 2, 3} {
 		t.Run(fmt.Sprint(limit), func(t *testing.T) {
 			t.Parallel()
-			var cur, peak atomic.Int32
-			// Every build blocks until all the builds the cap allows are
-			// running at once, so a cap that is too loose is observed.
-			gate := make(chan struct{})
-			var arrived atomic.Int32
-			build := func(context.Context, io.Writer) error {
-				n := cur.Add(1)
-				for {
-					p := peak.Load()
-					if n <= p || peak.CompareAndSwap(p, n) {
-						break
+			const steps = 7
+			started := make(chan string, steps)
+			release := make(chan struct{})
+			build := func(name string) func(context.Context, io.Writer) error {
+				return func(ctx context.Context, _ io.Writer) error {
+					started <- name
+					select {
+					case <-release:
+						return nil
+					case <-ctx.Done():
+						return ctx.Err()
 					}
 				}
-				if arrived.Add(1) == int32(limit) {
-					close(gate)
-				}
-				<-gate
-				cur.Add(-1)
-				return nil
 			}
 			p := &Plan{Name: "builds", Limits: map[string]int{"build": limit}}
-			for i := range 6 {
-				p.Steps = append(p.Steps, Step{Name: fmt.Sprint("b", i), Class: "build", Run: build})
+			for i := range steps {
+				name := fmt.Sprint("b", i)
+				p.Steps = append(p.Steps, Step{Name: name, Class: "build", Run: build(name)})
 			}
-			if _, err := Run(context.Background(), p, Options{}); err != nil {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() {
+				_, err := Run(ctx, p, Options{})
+				errc <- err
+			}()
+			deadline := time.After(10 * time.Second)
+			// awaitStarts waits for n more starts, then checks that no other
+			// step starts within a grace period the scheduler needs far less
+			// than (it starts every eligible step in one pass).
+			running := 0
+			awaitStarts := func(n int) {
+				t.Helper()
+				for range n {
+					select {
+					case <-started:
+						running++
+					case <-deadline:
+						cancel()
+						t.Fatalf("only %d capped step(s) started, want %d: the cap is too tight", running, limit)
+					}
+				}
+				select {
+				case s := <-started:
+					t.Fatalf("%s started while %d capped steps were running: the cap %d is too loose", s, running, limit)
+				case <-time.After(100 * time.Millisecond):
+				}
+			}
+			awaitStarts(limit)
+			for left := steps - limit; left > 0; left-- {
+				release <- struct{}{} // one ends: one more may start
+				running--
+				awaitStarts(1)
+			}
+			close(release)
+			if err := <-errc; err != nil {
 				t.Fatal(err)
 			}
-			if got := peak.Load(); got != int32(limit) {
-				t.Errorf("peak concurrency %d, want %d", got, limit)
-			}
 		})
+	}
+}
+
+// TestStallIsAnInternalError: nothing running, nothing eligible, nothing
+// failed and the context alive is a scheduler bug, reported with the steps
+// that never started, not a success.
+func TestStallIsAnInternalError(t *testing.T) {
+	t.Parallel()
+	p := &Plan{Name: "stall", Steps: []Step{
+		{Name: "a", Run: noop},
+		{Name: "b", Needs: []string{"a"}, Run: noop},
+	}}
+	// Needs no valid plan has: b waits for a step that never runs.
+	needs := func(_ Mode, i int) []string {
+		if i == 1 {
+			return []string{"ghost"}
+		}
+		return nil
+	}
+	res, err := run(context.Background(), p, Options{}, needs)
+	if !errors.Is(err, ErrStalled) {
+		t.Fatalf("err = %v, want ErrStalled", err)
+	}
+	if !strings.Contains(err.Error(), "b (waits for ghost)") {
+		t.Errorf("the error does not name the step and what it waits for: %v", err)
+	}
+	if res.Steps[1].State != Skipped {
+		t.Errorf("b: state %s, want skipped", res.Steps[1].State)
 	}
 }
 
@@ -506,5 +567,34 @@ func TestCappedClassServesTheLongestChainFirst(t *testing.T) {
 	}
 	if rec.index("start load db") > rec.index("start load app") {
 		t.Errorf("load app went first although load db heads the longer chain: %v", rec.log)
+	}
+}
+
+// TestGanttIsDeterministic: the per-class lines come in the order of the
+// class names, whatever the map order, so two prints of one result match.
+func TestGanttIsDeterministic(t *testing.T) {
+	t.Parallel()
+	res := &Result{Plan: "classes", Mode: Dataflow, Makespan: 4 * time.Second, Total: 4 * time.Second,
+		Limits: map[string]int{"zeta": 1, "alpha": 1, "mid": 2, "beta": 1}}
+	for i, c := range []string{"zeta", "alpha", "mid", "beta"} {
+		res.Steps = append(res.Steps, StepResult{Name: c, Class: c, State: Done, Start: time.Duration(i) * time.Second, End: time.Duration(i+1) * time.Second})
+	}
+	var first bytes.Buffer
+	res.WriteGantt(&first)
+	var order []string
+	for _, l := range strings.Split(first.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "class" {
+			order = append(order, f[1])
+		}
+	}
+	if want := []string{"alpha:", "beta:", "mid:", "zeta:"}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("class lines in order %v, want %v", order, want)
+	}
+	for range 20 {
+		var again bytes.Buffer
+		res.WriteGantt(&again)
+		if again.String() != first.String() {
+			t.Fatalf("two prints differ:\n%s\n---\n%s", first.String(), again.String())
+		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"io"
 	"slices"
 	"strings"
+
+	"github.com/testbed-dev/testbed/internal/graph"
 )
 
 // Phase groups steps for phased mode: every step of a phase waits for every
@@ -106,49 +108,19 @@ func (p *Plan) Validate() error {
 	return nil
 }
 
-// cycle returns one cycle of needs (first name repeated at the end), or nil.
+// cycle returns one cycle of needs, in the order the steps would run
+// (first name repeated at the end), or nil.
 func (p *Plan) cycle() []string {
 	needs := map[string][]string{}
+	names := make([]string, 0, len(p.Steps))
 	for _, s := range p.Steps {
 		needs[s.Name] = s.Needs
+		names = append(names, s.Name)
 	}
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	var found []string
-	var visit func(string) bool
-	visit = func(n string) bool {
-		color[n] = grey
-		stack = append(stack, n)
-		for _, m := range needs[n] {
-			switch color[m] {
-			case grey:
-				i := slices.Index(stack, m)
-				found = append(slices.Clone(stack[i:]), m)
-				return true
-			case white:
-				if visit(m) {
-					return true
-				}
-			}
-		}
-		stack = stack[:len(stack)-1]
-		color[n] = black
-		return false
-	}
-	for _, s := range p.Steps {
-		if color[s.Name] == white && visit(s.Name) {
-			// The path was walked from a step to what it needs: reverse it
-			// so it reads in the order the steps would run.
-			slices.Reverse(found)
-			return found
-		}
-	}
-	return nil
+	found := graph.Cycle(names, func(n string) []string { return needs[n] })
+	// The walk goes from a step to what it needs: reverse it.
+	slices.Reverse(found)
+	return found
 }
 
 // effectiveNeeds returns the needs the scheduler honours for step i in mode m.

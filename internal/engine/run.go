@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -108,6 +109,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
+	return run(ctx, p, o, p.effectiveNeeds)
+}
+
+// run schedules a validated plan; needsOf gives the needs the scheduler
+// honours for step i in a mode (a test hands it needs no valid plan has).
+func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []string) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -131,13 +138,8 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 
 	needs := make([][]string, n)
 	for i := range p.Steps {
-		needs[i] = p.effectiveNeeds(mode, i)
+		needs[i] = needsOf(mode, i)
 	}
-	const (
-		pending = iota
-		running
-		finished
-	)
 	state := make([]int, n)
 	unfinished := map[Phase]int{} // per phase, for the phased barrier
 	for _, s := range p.Steps {
@@ -201,7 +203,12 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 			}
 		}
 		if nRunning == 0 {
-			break // nothing runs and nothing can start: the run was aborted
+			if gctx.Err() == nil && planErr == nil {
+				// Nothing runs, nothing can start, nothing failed and
+				// nobody cancelled: a bug of the scheduler, not a success.
+				planErr = stalled(p, state, needs, done)
+			}
+			break
 		}
 		ev := <-events
 		s := p.Steps[ev.i]
@@ -258,6 +265,39 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 	}
 	res.Total = since(o.Now())
 	return res, errors.Join(append([]error{planErr}, finErrs...)...)
+}
+
+// What the scheduler knows of a step while the run goes.
+const (
+	pending = iota
+	running
+	finished
+)
+
+// ErrStalled is the cause of a run that stopped with steps that never
+// became ready although nothing failed: a scheduler bug.
+var ErrStalled = errors.New("internal error: the run stalled")
+
+// stalled names every step that never started and what it still waited for.
+func stalled(p *Plan, state []int, needs [][]string, done map[string]bool) error {
+	var waiting []string
+	for i, s := range p.Steps {
+		if state[i] != pending {
+			continue
+		}
+		var open []string
+		for _, n := range needs[i] {
+			if !done[n] {
+				open = append(open, n)
+			}
+		}
+		w := s.Name
+		if len(open) > 0 {
+			w += " (waits for " + strings.Join(open, ", ") + ")"
+		}
+		waiting = append(waiting, w)
+	}
+	return fmt.Errorf("%w: nothing runs and nothing failed, yet %d step(s) never started: %s", ErrStalled, len(waiting), strings.Join(waiting, "; "))
 }
 
 // safeRun runs a step and turns a panic into an error carrying its stack.

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"html"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -120,8 +122,8 @@ func (r *Result) WriteGantt(w io.Writer) {
 	a := r.Analyze()
 	fmt.Fprintf(w, "  makespan %s, total with finally steps %s\n", fmtDur(r.Makespan), fmtDur(r.Total))
 	fmt.Fprintf(w, "  critical path %s: %s\n", fmtDur(a.PathLength), strings.Join(a.CriticalPath, " → "))
-	for c, d := range a.ClassWork {
-		fmt.Fprintf(w, "  class %s: work %s at limit %d\n", c, fmtDur(d), r.Limits[c])
+	for _, c := range slices.Sorted(maps.Keys(a.ClassWork)) {
+		fmt.Fprintf(w, "  class %s: work %s at limit %d\n", c, fmtDur(a.ClassWork[c]), r.Limits[c])
 	}
 	fmt.Fprintf(w, "  lower bound %s, efficiency %.2f\n", fmtDur(a.Bound), a.Efficiency)
 }

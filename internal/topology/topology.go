@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/testbed-dev/testbed/internal/graph"
 )
 
 // Topology is the whole platform.
@@ -224,35 +226,12 @@ func (t *Topology) Validate() error {
 
 // cycle returns one cycle of component needs, or nil.
 func (t *Topology) cycle() []string {
-	state := map[string]int{}
-	var stack, found []string
-	var visit func(string) bool
-	visit = func(n string) bool {
-		state[n] = 1
-		stack = append(stack, n)
+	return graph.Cycle(sortedKeys(t.Components), func(n string) []string {
 		if c := t.Components[n]; c != nil {
-			for _, m := range c.Needs {
-				switch state[m] {
-				case 1:
-					found = append(slices.Clone(stack[slices.Index(stack, m):]), m)
-					return true
-				case 0:
-					if visit(m) {
-						return true
-					}
-				}
-			}
+			return c.Needs
 		}
-		stack = stack[:len(stack)-1]
-		state[n] = 2
-		return false
-	}
-	for _, n := range sortedKeys(t.Components) {
-		if state[n] == 0 && visit(n) {
-			return found
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // ImagesOf lists, sorted, the images a service's components run.
