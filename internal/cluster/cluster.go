@@ -84,29 +84,48 @@ type CreateOptions struct {
 	Reuse bool
 }
 
+// Outcome says what Create did with the cluster: a run deletes at its end
+// only a cluster it made.
+type Outcome int
+
+const (
+	// NotMade: Create refused before kind started (the cluster exists, a
+	// port is taken); nothing of the cluster is this call's.
+	NotMade Outcome = iota
+	// Reused: the cluster existed and Reuse was asked; it is not this call's.
+	Reused
+	// Made: kind was started for it: the cluster (or what is left of a
+	// failed creation) is this call's.
+	Made
+)
+
+// ErrExists is returned when the cluster exists and reuse was not asked.
+var ErrExists = errors.New("cluster already exists")
+
 // Create makes the cluster, or with Reuse returns the existing one. It
-// checks the host ports first, and if ctx ends while kind works it waits for
-// kind to stop and deletes what it made.
-func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (reused bool, err error) {
+// checks the host ports first. If ctx ends while kind works, or kind fails,
+// it deletes what kind made, sweeping for node containers the engine
+// creates after kind returned.
+func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Outcome, error) {
 	exists, err := c.Exists(ctx)
 	if err != nil {
-		return false, err
+		return NotMade, err
 	}
 	if exists {
 		if !o.Reuse {
-			return false, fmt.Errorf("cluster %s already exists: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it", c.Name, o.Service)
+			return NotMade, fmt.Errorf("%w: cluster %s: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it (testbed does not delete a cluster it did not make in this run)", ErrExists, c.Name, o.Service)
 		}
 		if err := c.writeKubeconfig(ctx); err != nil {
-			return false, err
+			return Reused, err
 		}
 		fmt.Fprintf(w, "reusing cluster %s (kubeconfig %s)\n", c.Name, c.Kubeconfig)
-		return true, nil
+		return Reused, nil
 	}
 	if err := PortsFree(o.Ports, o.Service); err != nil {
-		return false, err
+		return NotMade, err
 	}
 	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
-		return false, err
+		return NotMade, err
 	}
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:   v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
@@ -132,6 +151,11 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (reu
 	go func() { done <- c.provider.Create(c.Name, opts...) }()
 	select {
 	case err = <-done:
+		if err == nil && ctx.Err() != nil {
+			// kind finished as the interrupt came: the cluster is ours
+			// to delete all the same.
+			return Made, errors.Join(ctx.Err(), c.sweep(context.WithoutCancel(ctx), w))
+		}
 	case <-ctx.Done():
 		// kind's Create takes no context. Deleting the node under it makes
 		// its next step fail, so it returns in seconds instead of finishing
@@ -151,13 +175,57 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (reu
 			case <-tick.C:
 			}
 		}
-		return false, errors.Join(ctx.Err(), c.Delete(dctx, w))
+		return Made, errors.Join(ctx.Err(), c.sweep(dctx, w))
 	}
 	if err != nil {
-		// kind deletes a cluster whose creation failed (no Retain).
-		return false, fmt.Errorf("kind create cluster %s: %w%s", c.Name, err, nodeImageHint(err, o.NodeImage))
+		// kind deletes a cluster whose creation failed (no Retain), but a
+		// `docker run` it started may still be carried out by the engine
+		// (its client interrupted by a terminal's Ctrl-C, which the whole
+		// process group gets): sweep.
+		err = fmt.Errorf("kind create cluster %s: %w%s", c.Name, err, nodeImageHint(err, o.NodeImage))
+		return Made, errors.Join(err, c.sweep(context.WithoutCancel(ctx), w))
 	}
-	return false, os.Chmod(c.Kubeconfig, 0o600)
+	return Made, os.Chmod(c.Kubeconfig, 0o600)
+}
+
+// Sweep timing: the cluster is gone once no node container of it has been
+// seen for sweepQuiet; the sweep gives up after sweepMax.
+const (
+	sweepQuiet = 3 * time.Second
+	sweepMax   = time.Minute
+)
+
+// sweep deletes the cluster, then keeps looking for node containers of it
+// until none has been seen for sweepQuiet, deleting what appears: the
+// Docker engine carries out a container create whose client was killed
+// after the client is gone (seen: a Ctrl-C 2.8 s into a run left a node
+// container that appeared after kind had returned and cleaned up).
+func (c *Cluster) sweep(ctx context.Context, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, sweepMax)
+	defer cancel()
+	if err := c.Delete(ctx, w); err != nil {
+		return err
+	}
+	quietSince := time.Now()
+	for time.Since(quietSince) < sweepQuiet {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("sweeping cluster %s: node containers kept appearing: %w", c.Name, ctx.Err())
+		case <-time.After(250 * time.Millisecond):
+		}
+		ns, err := withDeadline(ctx, 30*time.Second, "listing nodes", func() ([]nodes.Node, error) { return c.provider.ListNodes(c.Name) })
+		if err != nil {
+			return err
+		}
+		if len(ns) > 0 {
+			fmt.Fprintf(w, "sweep: %d node container(s) of %s appeared after kind returned: deleting\n", len(ns), c.Name)
+			if err := c.Delete(ctx, w); err != nil {
+				return err
+			}
+			quietSince = time.Now()
+		}
+	}
+	return nil
 }
 
 func nodeImageHint(err error, image string) string {

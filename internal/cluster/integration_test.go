@@ -48,14 +48,17 @@ func TestIntegrationReuse(t *testing.T) {
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	_, err = c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard)
+	got, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard)
+	if got != NotMade || !errors.Is(err, ErrExists) {
+		t.Fatalf("second create without reuse: outcome %v, %v; want NotMade, ErrExists", got, err)
+	}
 	if err == nil || !strings.Contains(err.Error(), "E2E_REUSE_CLUSTER=1") || !strings.Contains(err.Error(), "cluster:delete reuse") {
 		t.Fatalf("second create without reuse: %v", err)
 	}
 	t0 := time.Now()
-	reused, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse", Reuse: true}, io.Discard)
-	if err != nil || !reused {
-		t.Fatalf("reuse: %v %v", reused, err)
+	got, err = c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse", Reuse: true}, io.Discard)
+	if err != nil || got != Reused {
+		t.Fatalf("reuse: outcome %v, %v", got, err)
 	}
 	t.Logf("reused in %s", time.Since(t0).Round(time.Millisecond))
 	if err := c.Delete(ctx, io.Discard); err != nil {

@@ -62,7 +62,7 @@ func (r *run) collectCoverage(ctx context.Context, w io.Writer) error {
 		if len(r.builtRefs(c)) == 0 {
 			continue
 		}
-		o, err := r.manifests(c)
+		o, err := r.manifests(name, c)
 		if err != nil {
 			return err
 		}

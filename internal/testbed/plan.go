@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -56,25 +57,41 @@ type run struct {
 	svc     *topology.Service
 	cluster *cluster.Cluster
 
+	// made is set once this run started kind for its cluster: only then
+	// does the run delete the cluster at its end.
+	made atomic.Bool
+
 	mu     sync.Mutex
 	docker *client.Client
 	kube   *kube.Client
 	refs   map[string]string        // image name → reference
 	ids    map[string]string        // image name → image ID
-	objs   map[string][]kube.Object // component → rendered manifests
+	objs   map[string][]kube.Object // component name → rendered manifests
 }
 
+// dockerClient returns the run's Docker client, made on first use. The
+// client is made and pinged (up to 10 s) outside the run's mutex, which
+// every step takes: two steps that need it at once may both make one, and
+// the second is closed.
 func (r *run) dockerClient(ctx context.Context) (*client.Client, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.docker == nil {
-		d, err := images.NewDocker(ctx)
-		if err != nil {
-			return nil, err
-		}
-		r.docker = d
+	d := r.docker
+	r.mu.Unlock()
+	if d != nil {
+		return d, nil
 	}
-	return r.docker, nil
+	d, err := images.NewDocker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.docker != nil {
+		d.Close()
+		return r.docker, nil
+	}
+	r.docker = d
+	return d, nil
 }
 
 func (r *run) kubeClient() (*kube.Client, error) {
@@ -224,10 +241,8 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 		// After the diagnostics: flushing stops the pods whose logs they keep.
 		p.Finally = append(p.Finally, engine.Step{Name: stepCoverage, Run: r.collectCoverage})
 	}
-	if parts.Destroy && !t.Cfg.KeepCluster {
-		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: func(ctx context.Context, w io.Writer) error {
-			return r.cluster.Delete(ctx, w)
-		}})
+	if parts.Destroy && parts.Create && !t.Cfg.KeepCluster {
+		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: r.deleteIfMade})
 	}
 	if err := p.Validate(); err != nil {
 		return nil, nil, &InputError{err}
@@ -259,14 +274,28 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	reused, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.cfg.NodeImage, Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.cfg.NodeImage, Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
+	if got == cluster.Made {
+		r.made.Store(true)
+	}
 	if err != nil {
 		return err
 	}
-	if !reused {
+	if got == cluster.Made {
 		fmt.Fprintf(w, "created cluster %s; kubeconfig %s\n", c.Name, c.Kubeconfig)
 	}
 	return nil
+}
+
+// deleteIfMade deletes the cluster at the end of a run only if this run
+// made it: a cluster that existed before (cluster:create, a kept or reused
+// one, one a refused run found) is not the run's to delete.
+func (r *run) deleteIfMade(ctx context.Context, w io.Writer) error {
+	if !r.made.Load() {
+		fmt.Fprintf(w, "cluster %s was not made by this run: left as it was\n", r.cluster.Name)
+		return nil
+	}
+	return r.cluster.Delete(ctx, w)
 }
 
 func (r *run) connect(ctx context.Context, w io.Writer) error {
@@ -379,12 +408,30 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// manifests renders a component's kustomize base with the run's image
-// references and namespace, once per run: its apply and its readiness wait
-// use the same objects.
-func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
+// manifests is a component's rendered objects, namespaced for the cluster:
+// its apply and its readiness wait use the same objects.
+func (r *run) manifests(name string, c *topology.Component) ([]kube.Object, error) {
+	objs, err := r.render(name, c)
+	if err != nil {
+		return nil, err
+	}
+	k, err := r.kubeClient()
+	if err != nil {
+		return nil, err
+	}
+	// Idempotent: it only sets or clears each object's namespace.
+	if err := k.SetNamespace(objs, r.topo.Namespace); err != nil {
+		return nil, err
+	}
+	return objs, nil
+}
+
+// render renders a component's kustomize base with the run's image
+// references, once per run. The cache is keyed by component, not by base:
+// two components may share a base and differ in their images.
+func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) {
 	r.mu.Lock()
-	objs, ok := r.objs[c.Manifests]
+	objs, ok := r.objs[name]
 	r.mu.Unlock()
 	if ok {
 		return objs, nil
@@ -404,22 +451,18 @@ func (r *run) manifests(c *topology.Component) ([]kube.Object, error) {
 	if r.cfg.Coverage {
 		kube.AddCoverDir(objs, r.builtRefs(c), cluster.CoverDir, coverMount)
 	}
-	k, err := r.kubeClient()
-	if err != nil {
-		return nil, err
-	}
-	if err := k.SetNamespace(objs, r.topo.Namespace); err != nil {
-		return nil, err
-	}
 	r.mu.Lock()
-	r.objs[c.Manifests] = objs
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if cached, ok := r.objs[name]; ok { // rendered meanwhile by another step
+		return cached, nil
+	}
+	r.objs[name] = objs
 	return objs, nil
 }
 
 func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		objs, err := r.manifests(c)
+		objs, err := r.manifests(name, c)
 		if err != nil {
 			return err
 		}
@@ -433,7 +476,7 @@ func (r *run) apply(name string, c *topology.Component) func(context.Context, io
 
 func (r *run) ready(name string, c *topology.Component) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		objs, err := r.manifests(c)
+		objs, err := r.manifests(name, c)
 		if err != nil {
 			return err
 		}

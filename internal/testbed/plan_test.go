@@ -1,10 +1,14 @@
 package testbed
 
 import (
+	"context"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
@@ -82,8 +86,12 @@ func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if needsOf(p, "create cluster") != nil || !slices.Contains(needsOf(p, "prepare namespace"), "connect cluster") {
-		t.Errorf("deploy plan should connect to the existing cluster, not create one")
+	steps, _ := stepNames(p)
+	if slices.Contains(steps, "create cluster") || !slices.Contains(steps, "connect cluster") {
+		t.Errorf("deploy plan should connect to the existing cluster, not create one: steps %v", steps)
+	}
+	if !slices.Contains(needsOf(p, "prepare namespace"), "connect cluster") {
+		t.Errorf("prepare namespace needs %v, want connect cluster among them", needsOf(p, "prepare namespace"))
 	}
 	if len(p.Finally) != 1 || p.Finally[0].Name != "collect diagnostics" {
 		t.Errorf("deploy plan must not delete the cluster: %v", p.Finally)
@@ -149,20 +157,115 @@ func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
 	if ref, _ := r.image("gateway"); ref != "registry.example.com/team/gateway:v1.2.3" {
 		t.Errorf("gateway runs %q", ref)
 	}
-	objs, err := kube.Render(filepath.Join("..", "..", "deploy/components/gateway"), "testbed", map[string]string{"gateway": "registry.example.com/team/gateway:v1.2.3"})
+	// What the plan's apply and wait steps render, not a map built here.
+	objs, err := r.render("gateway", tb.Topo.Components["gateway"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
+	if got := containerImages(objs, "gateway"); !slices.Equal(got, []string{"registry.example.com/team/gateway:v1.2.3"}) {
+		t.Errorf("the rendered gateway Deployment runs %v, want the registry's image", got)
+	}
+}
+
+// containerImages lists the images of a Deployment's containers.
+func containerImages(objs []kube.Object, deployment string) []string {
+	var images []string
 	for _, o := range objs {
-		if o.GetKind() == "Deployment" {
-			cs, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "template", "spec", "containers")
-			found = cs.([]any)[0].(map[string]any)["image"] == "registry.example.com/team/gateway:v1.2.3"
+		if o.GetKind() != "Deployment" || o.GetName() != deployment {
+			continue
+		}
+		cs, _, _ := unstructured.NestedFieldNoCopy(o.Object, "spec", "template", "spec", "containers")
+		list, _ := cs.([]any)
+		for _, c := range list {
+			images = append(images, c.(map[string]any)["image"].(string))
 		}
 	}
-	if !found {
-		t.Error("the rendered Deployment does not run the registry's image")
+	return images
+}
+
+// TestComponentsSharingABaseRenderTheirOwnImages: two components over one
+// kustomize base, each with its own image, get their own render (the cache
+// was keyed by the base: the second got the first one's images).
+func TestComponentsSharingABaseRenderTheirOwnImages(t *testing.T) {
+	dir := filepath.Join("testdata", "sharedbase")
+	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), dir)
+	if err != nil {
+		t.Fatal(err)
 	}
+	tb := &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+	_, r, err := tb.Plan("both", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ comp, want string }{
+		{"blue", "example.com/blue:1"}, {"green", "example.com/green:2"}, {"blue", "example.com/blue:1"},
+	} {
+		objs, err := r.render(tc.comp, topo.Components[tc.comp])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := containerImages(objs, "app"); !slices.Contains(got, tc.want) {
+			t.Errorf("component %s renders images %v, want %s among them", tc.comp, got, tc.want)
+		}
+	}
+}
+
+// TestDockerClientIsMadeOutsideTheRunsLock: while one step waits for a
+// Docker engine that does not answer (a 10 s ping), the others go on.
+func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var conns []net.Conn
+	var connsMu sync.Mutex
+	go func() { // accepts and never answers
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			connsMu.Lock()
+			conns = append(conns, c)
+			connsMu.Unlock()
+		}
+	}()
+	defer func() {
+		connsMu.Lock()
+		defer connsMu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	t.Setenv("DOCKER_HOST", "tcp://"+l.Addr().String())
+	tb := testbedForTest(t, Config{})
+	_, r, err := tb.Plan("datastorage", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pinged := make(chan error, 1)
+	go func() {
+		_, err := r.dockerClient(ctx)
+		pinged <- err
+	}()
+	time.Sleep(300 * time.Millisecond) // the ping is under way
+	got := make(chan struct{})
+	go func() {
+		r.image("postgresql")
+		close(got)
+	}()
+	select {
+	case <-got:
+	case <-time.After(3 * time.Second):
+		t.Error("another step waited on the run's lock while the Docker client was pinged")
+	}
+	cancel()
+	if err := <-pinged; err == nil {
+		t.Error("a Docker engine that never answers was accepted")
+	}
+	<-got
 }
 
 func TestCoveragePlanPreparesTheNodeAndFlushesBeforeTeardown(t *testing.T) {

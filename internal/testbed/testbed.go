@@ -76,7 +76,8 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
 	}
-	if (parts.Create || parts.Deploy) && !(parts.Destroy && !t.Cfg.KeepCluster) {
+	if parts.Create || parts.Deploy {
+		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s); delete it with: go run magefile.go cluster:delete %s\n", r.cluster.Name, r.cluster.Kubeconfig, service)
 		}

@@ -12,6 +12,14 @@ import (
 	"github.com/docker/docker/client"
 )
 
+// InCI reports CI=true: there nothing that needs Docker or kind may skip,
+// not even under -short.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Short reports whether a test that needs Docker or kind should skip for
+// -short: never under CI=true.
+func Short() bool { return testing.Short() && !InCI() }
+
 // RequireDocker returns a client of the real engine, or skips (fails under CI).
 func RequireDocker(t testing.TB) *client.Client {
 	t.Helper()
@@ -22,7 +30,7 @@ func RequireDocker(t testing.TB) *client.Client {
 		_, err = c.Ping(ctx)
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
+		if InCI() {
 			t.Fatalf("CI=true and Docker is not reachable: %v", err)
 		}
 		t.Skipf("Docker is not reachable (%v): start it (../shared/tools/docker-up.sh) to run this test", err)
@@ -36,13 +44,13 @@ func RequireDocker(t testing.TB) *client.Client {
 // tests also skip under -short.
 func RequireKind(t testing.TB) (docker *client.Client, nodeImage string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("creates a kind cluster: skipped under -short")
+	if Short() {
+		t.Skip("creates a kind cluster: skipped under -short (never under CI=true)")
 	}
 	docker = RequireDocker(t)
 	nodeImage = os.Getenv("E2E_NODE_IMAGE")
 	if nodeImage == "" {
-		if os.Getenv("CI") == "true" {
+		if InCI() {
 			t.Fatal("CI=true and E2E_NODE_IMAGE is not set: .ci/run sets it from ../shared/tools/offline-kind")
 		}
 		t.Skip("E2E_NODE_IMAGE is not set: eval \"$(../shared/tools/offline-kind/build.sh env)\" to run this test")
