@@ -4,13 +4,15 @@ package citest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rhysd/actionlint"
 
@@ -35,41 +37,69 @@ func TestWorkflowPassesActionlint(t *testing.T) {
 	}
 }
 
-// TestMatrixListsExactlyTheServicesWithTargets: the matrix comes from the
-// topology, and each entry must be an e2e target mage knows.
+// TestMatrixListsExactlyTheServicesWithTargets runs what the workflow runs
+// (`go run magefile.go ci:matrix`) and checks its output against two
+// independent sources: the services of the topology, and the e2e targets
+// mage lists (`go run magefile.go -l`). Each service has exactly one entry,
+// and each entry is a target mage runs.
 func TestMatrixListsExactlyTheServicesWithTargets(t *testing.T) {
 	topo, err := topology.Load(filepath.Join(root, testbed.TopologyFile), root)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var buf bytes.Buffer
-	if err := (&testbed.Testbed{Topo: topo}).WriteMatrix(&buf); err != nil {
-		t.Fatal(err)
-	}
 	var m struct{ Service []string }
-	if err := json.Unmarshal(buf.Bytes(), &m); err != nil {
+	if err := json.Unmarshal(mage(t, "ci:matrix"), &m); err != nil {
 		t.Fatal(err)
 	}
-	var want []string
-	for _, s := range topo.ServiceNames() {
-		want = append(want, testbed.MageTarget(s))
+	// The reference platform, written out by hand: mage names hold no hyphen.
+	want := []string{"aianalysis", "datastorage", "gateway", "holmesgptapi", "notification", "remediationorchestrator", "signalprocessing", "workflowexecution"}
+	if got := slices.Sorted(slices.Values(m.Service)); !slices.Equal(got, want) {
+		t.Errorf("matrix %v, want %v", got, want)
 	}
-	if !slices.Equal(m.Service, want) {
-		t.Errorf("matrix %v, want %v", m.Service, want)
+	if len(m.Service) != len(topo.Services) {
+		t.Errorf("matrix has %d entries, the topology %d services", len(m.Service), len(topo.Services))
 	}
-	src, err := os.ReadFile(filepath.Join(root, "magefiles", "e2e.go"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	targets := map[string]bool{}
-	for _, g := range regexp.MustCompile(`func \(E2e\) (\w+)\(`).FindAllStringSubmatch(string(src), -1) {
-		targets[strings.ToLower(g[1])] = true
-	}
-	for _, s := range m.Service {
-		if !targets[s] {
-			t.Errorf("no e2e:%s target in magefiles/e2e.go", s)
+	for name := range topo.Services {
+		n := 0
+		for _, e := range m.Service {
+			if strings.EqualFold(e, strings.ReplaceAll(name, "-", "")) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("service %s has %d matrix entries, want 1", name, n)
 		}
 	}
+	listed := map[string]bool{}
+	for _, l := range strings.Split(string(mage(t, "-l")), "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], "e2e:") {
+			listed[strings.ToLower(strings.TrimPrefix(f[0], "e2e:"))] = true
+		}
+	}
+	if len(listed) == 0 {
+		t.Fatal("mage -l lists no e2e target")
+	}
+	for _, e := range m.Service {
+		if !listed[strings.ToLower(e)] {
+			t.Errorf("matrix entry %s: mage lists no e2e:%s target", e, e)
+		}
+	}
+}
+
+// mage runs the targets as the workflow does and returns their stdout.
+func mage(t *testing.T, args ...string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", append([]string{"run", "magefile.go"}, args...)...)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go run magefile.go %v: %v\n%s", args, err, stderr.String())
+	}
+	return out
 }
 
 // TestActionlintCatchesABrokenWorkflow keeps the check above honest.
