@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,7 +10,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +26,7 @@ import (
 	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
+	"github.com/testbed-dev/testbed/internal/suiteenv"
 	"github.com/testbed-dev/testbed/internal/topology"
 )
 
@@ -494,17 +498,13 @@ func (r *run) ready(name string, c *topology.Component) func(context.Context, io
 // SuiteEnv is what a suite is told about its environment.
 func (r *run) SuiteEnv() []string {
 	env := []string{
-		"E2E_KUBECONFIG=" + r.cluster.Kubeconfig,
-		"E2E_NAMESPACE=" + r.topo.Namespace,
+		suiteenv.KubeconfigVar + "=" + r.cluster.Kubeconfig,
+		suiteenv.NamespaceVar + "=" + r.topo.Namespace,
 	}
 	for _, p := range r.svc.Ports {
-		env = append(env, fmt.Sprintf("E2E_%s_URL=http://127.0.0.1:%d", envName(p.Name), p.HostPort))
+		env = append(env, fmt.Sprintf("%s=http://127.0.0.1:%d", suiteenv.URLVar(p.Name), p.HostPort))
 	}
 	return env
-}
-
-func envName(s string) string {
-	return strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(s))
 }
 
 // suite runs the service's Ginkgo suite with go test: the go tool is a
@@ -520,7 +520,9 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
 	cmd.Dir = r.cfg.Root
 	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE", "GOTMPDIR="+tmp)
-	cmd.Stdout, cmd.Stderr = w, w
+	count := &ranCounter{}
+	out := io.MultiWriter(w, count)
+	cmd.Stdout, cmd.Stderr = out, out
 	// The suite runs in its own process group. On Ctrl-C the whole group
 	// gets SIGINT, as from a terminal: go test does not pass a signal on to
 	// the test binary (seen: the binary outlived the run). 10 s later, and
@@ -535,7 +537,57 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("suite %s failed (%w): its output is above", r.svc.Suite, err)
 	}
+	if why := count.empty(); why != "" {
+		return fmt.Errorf("suite %s ran nothing (%s): a suite that runs no test checks nothing; did a port or variable it needs change name?", r.svc.Suite, why)
+	}
 	return nil
+}
+
+// ranCounter reads a suite's output as it passes for what tells how much
+// ran: Ginkgo's "Ran N of M Specs", go test's "no tests to run" and
+// "[no test files]".
+type ranCounter struct {
+	mu      sync.Mutex
+	partial []byte
+	specs   []int // N of each "Ran N of M Specs"
+	noTests string
+}
+
+var ranSpecs = regexp.MustCompile(`^Ran (\d+) of \d+ Specs?\b`)
+
+func (c *ranCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.partial = append(c.partial, p...)
+	for {
+		i := bytes.IndexByte(c.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := strings.TrimSpace(string(c.partial[:i]))
+		c.partial = c.partial[i+1:]
+		if m := ranSpecs.FindStringSubmatch(line); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			c.specs = append(c.specs, n)
+		}
+		if strings.Contains(line, "no tests to run") || strings.HasSuffix(line, "[no test files]") {
+			c.noTests = line
+		}
+	}
+	return len(p), nil
+}
+
+// empty says why the suite ran nothing, or "" when it ran something.
+func (c *ranCounter) empty() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.noTests != "" {
+		return c.noTests
+	}
+	if len(c.specs) > 0 && slices.Max(c.specs) == 0 {
+		return "Ginkgo ran 0 specs"
+	}
+	return ""
 }
 
 func (r *run) artifacts() string { return filepath.Join(r.cfg.Artifacts, r.name) }

@@ -285,3 +285,29 @@ func TestCoveragePlanPreparesTheNodeAndFlushesBeforeTeardown(t *testing.T) {
 		t.Errorf("finally steps %v", finally)
 	}
 }
+
+// TestRanCounterSeesASuiteThatRanNothing: the suite step fails a suite whose
+// output says it ran nothing, and passes one that ran something.
+func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
+	for _, tc := range []struct {
+		name, out string
+		empty     bool
+	}{
+		{"ginkgo ran specs", "Running Suite: x\nWill run 4 of 4 specs\n\nRan 4 of 4 Specs in 1.2 seconds\nSUCCESS! -- 4 Passed\n--- PASS: TestX (1.2s)\nok  \tx\t1.3s\n", false},
+		{"ginkgo skipped everything", "Will run 4 of 4 specs\nS [SKIPPED] in [BeforeSuite]\nRan 0 of 4 Specs in 0.001 seconds\nSUCCESS! -- 0 Passed | 0 Failed | 0 Pending | 4 Skipped\nok  \tx\t0.1s\n", true},
+		{"no tests", "testing: warning: no tests to run\nPASS\nok  \tx\t0.01s [no tests to run]\n", true},
+		{"no test files", "?   \tgithub.com/x/y\t[no test files]\n", true},
+		{"plain go test", "=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &ranCounter{}
+			// Written in odd pieces, as a pipe hands them over.
+			for i := 0; i < len(tc.out); i += 7 {
+				c.Write([]byte(tc.out[i:min(i+7, len(tc.out))]))
+			}
+			if got := c.empty() != ""; got != tc.empty {
+				t.Errorf("empty = %v (%q), want %v", got, c.empty(), tc.empty)
+			}
+		})
+	}
+}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
-	"github.com/testbed-dev/testbed/test/platform/holmesgptapi"
 	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )
 
@@ -20,9 +19,10 @@ var _ = Describe("AI analysis", func() {
 			"remediationRequest": rr, "alertName": "DiskFull"})).To(Succeed())
 		Eventually(env.Status).WithContext(ctx).WithArguments(controller.AIAnalyses, name, "phase").
 			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
-		want := holmesgptapi.Investigate(holmesgptapi.Request{AlertName: "DiskFull"})
-		Expect(env.Status(ctx, controller.AIAnalyses, name, "recommendedWorkflow")).To(Equal(want.RecommendedWorkflow))
-		Expect(env.Status(ctx, controller.AIAnalyses, name, "rootCause")).To(Equal(want.RootCause))
+		// Written out by hand: what holmesgpt-api's stand-in is specified to
+		// conclude for DiskFull, not computed with the code the service runs.
+		Expect(env.Status(ctx, controller.AIAnalyses, name, "recommendedWorkflow")).To(Equal("clean-logs"))
+		Expect(env.Status(ctx, controller.AIAnalyses, name, "rootCause")).To(Equal("log volume filled by debug logging"))
 		Expect(env.AuditTypes(ctx, rr)).To(ConsistOf("aianalysis.completed"))
 	})
 })

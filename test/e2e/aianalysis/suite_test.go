@@ -4,24 +4,9 @@ package aianalysis_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestAianalysis(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "aianalysis E2E")
-}
+func TestAianalysis(t *testing.T) { e2eenv.Run(t, "aianalysis") }
 
-var env *e2eenv.Env
-
-var _ = BeforeSuite(func() {
-	e, skip, err := e2eenv.Load("aianalysis")
-	if skip != "" {
-		Skip(skip)
-	}
-	Expect(err).NotTo(HaveOccurred())
-	env = e
-})
+var env = e2eenv.Setup("aianalysis", []string{"datastorage"}, nil)

@@ -9,20 +9,17 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestDatastorage(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "datastorage E2E")
-}
+func TestDatastorage(t *testing.T) { e2eenv.Run(t, "datastorage") }
 
 var (
 	baseURL   string
@@ -31,16 +28,8 @@ var (
 	client    = &http.Client{Timeout: 10 * time.Second}
 )
 
-var _ = BeforeSuite(func() {
-	baseURL = os.Getenv("E2E_DATASTORAGE_URL")
-	if baseURL == "" {
-		Skip("E2E_DATASTORAGE_URL is not set: this suite runs inside an environment; use `go run magefile.go e2e:datastorage`")
-	}
-	namespace = os.Getenv("E2E_NAMESPACE")
-	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("E2E_KUBECONFIG"))
-	Expect(err).NotTo(HaveOccurred())
-	kube, err = kubernetes.NewForConfig(cfg)
-	Expect(err).NotTo(HaveOccurred())
+var _ = e2eenv.Setup("datastorage", []string{"datastorage"}, func(e *e2eenv.Env) {
+	baseURL, namespace, kube = e.URL("datastorage"), e.Namespace, e.Kube
 })
 
 type event struct {

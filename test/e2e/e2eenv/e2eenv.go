@@ -8,16 +8,21 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
+	"testing"
 	"time"
+
+	. "github.com/onsi/ginkgo/v2"
+	"github.com/onsi/ginkgo/v2/types"
+	. "github.com/onsi/gomega"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/testbed-dev/testbed/internal/suiteenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
 	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )
@@ -26,30 +31,88 @@ import (
 type Env struct {
 	Namespace string
 	Dyn       dynamic.Interface
+	Kube      kubernetes.Interface
 	HTTP      *http.Client
+	urls      map[string]string // port name → host URL
 }
 
-// Load reads the environment; skip is non-empty when the suite runs outside
-// one (a plain `go test ./...`).
-func Load(service string) (env *Env, skip string, err error) {
-	kc := os.Getenv("E2E_KUBECONFIG")
-	if kc == "" {
-		return nil, fmt.Sprintf("E2E_KUBECONFIG is not set: this suite runs inside an environment; use `go run magefile.go e2e:%s`", service), nil
+// Run runs the suite's specs. Inside an environment a suite that ran no
+// spec fails: a skip in its BeforeSuite must not read as a pass.
+func Run(t *testing.T, service string) {
+	t.Helper()
+	RegisterFailHandler(Fail)
+	var ran int
+	ReportAfterEach(func(r SpecReport) {
+		if r.State.Is(types.SpecStatePassed | types.SpecStateFailureStates) {
+			ran++
+		}
+	})
+	RunSpecs(t, service+" E2E")
+	if suiteenv.InEnvironment() && ran == 0 {
+		t.Errorf("%s is set but the %s suite ran no spec: a suite inside an environment must run", suiteenv.KubeconfigVar, service)
+	}
+}
+
+// Setup registers the suite's BeforeSuite and returns the Env it fills:
+// outside an environment (a plain `go test ./...`) the suite skips; inside
+// one, every port the suite uses must have its URL, or the suite fails.
+// then, if given, runs at the end of the BeforeSuite (a suite's own setup:
+// Ginkgo allows one BeforeSuite).
+func Setup(service string, ports []string, then func(*Env)) *Env {
+	env := &Env{}
+	BeforeSuite(func() {
+		if !suiteenv.InEnvironment() {
+			Skip(fmt.Sprintf("%s is not set: this suite runs inside an environment; use `go run magefile.go e2e:run %s`", suiteenv.KubeconfigVar, service))
+		}
+		e, err := load(ports)
+		Expect(err).NotTo(HaveOccurred())
+		*env = *e
+		if then != nil {
+			then(env)
+		}
+	})
+	return env
+}
+
+// load reads the environment: the kubeconfig, the namespace and the URL of
+// each port; a missing one is an error.
+func load(ports []string) (*Env, error) {
+	kc, err := suiteenv.Require(suiteenv.KubeconfigVar)
+	if err != nil {
+		return nil, err
+	}
+	ns, err := suiteenv.Require(suiteenv.NamespaceVar)
+	if err != nil {
+		return nil, err
+	}
+	urls := map[string]string{}
+	for _, p := range ports {
+		if urls[p], err = suiteenv.URL(p); err != nil {
+			return nil, err
+		}
 	}
 	cfg, err := clientcmd.BuildConfigFromFlags("", kc)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	return &Env{Namespace: os.Getenv("E2E_NAMESPACE"), Dyn: dyn, HTTP: &http.Client{Timeout: 10 * time.Second}}, "", nil
+	kube, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Env{Namespace: ns, Dyn: dyn, Kube: kube, HTTP: &http.Client{Timeout: 10 * time.Second}, urls: urls}, nil
 }
 
-// URL is the host address of a mapped port, by its topology name.
-func URL(port string) string {
-	return os.Getenv("E2E_" + strings.ToUpper(strings.ReplaceAll(port, "-", "_")) + "_URL")
+// URL is the host address of a port the suite declared in Setup.
+func (e *Env) URL(port string) string {
+	u, ok := e.urls[port]
+	if !ok {
+		Fail(fmt.Sprintf("port %q was not declared in e2eenv.Setup", port))
+	}
+	return u
 }
 
 // Unique makes names that do not collide across runs on a kept cluster.
@@ -106,7 +169,7 @@ func (e *Env) AuditTypes(ctx context.Context, correlationID string) ([]string, e
 			EventType string `json:"event_type"`
 		} `json:"events"`
 	}
-	if err := e.getJSON(ctx, URL("datastorage")+"/api/v1/audit/events?correlation_id="+correlationID, &out); err != nil {
+	if err := e.getJSON(ctx, e.URL("datastorage")+"/api/v1/audit/events?correlation_id="+correlationID, &out); err != nil {
 		return nil, err
 	}
 	var types []string
@@ -121,5 +184,5 @@ func (e *Env) Deliveries(ctx context.Context) ([]pipeline.Delivery, error) {
 	var out struct {
 		Deliveries []pipeline.Delivery `json:"deliveries"`
 	}
-	return out.Deliveries, e.getJSON(ctx, URL("notification")+"/api/v1/deliveries", &out)
+	return out.Deliveries, e.getJSON(ctx, e.URL("notification")+"/api/v1/deliveries", &out)
 }

@@ -9,23 +9,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
 	"testing"
 	"time"
 
-	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestGateway(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "gateway E2E")
-}
+func TestGateway(t *testing.T) { e2eenv.Run(t, "gateway") }
 
 var (
 	gatewayURL, datastorageURL, namespace string
@@ -34,18 +30,9 @@ var (
 	rrResource                            = schema.GroupVersionResource{Group: "platform.testbed.dev", Version: "v1alpha1", Resource: "remediationrequests"}
 )
 
-var _ = BeforeSuite(func() {
-	gatewayURL = os.Getenv("E2E_GATEWAY_URL")
-	if gatewayURL == "" {
-		Skip("E2E_GATEWAY_URL is not set: this suite runs inside an environment; use `go run magefile.go e2e:gateway`")
-	}
-	datastorageURL = os.Getenv("E2E_DATASTORAGE_URL")
-	namespace = os.Getenv("E2E_NAMESPACE")
-	cfg, err := clientcmd.BuildConfigFromFlags("", os.Getenv("E2E_KUBECONFIG"))
-	Expect(err).NotTo(HaveOccurred())
-	dyn, err := dynamic.NewForConfig(cfg)
-	Expect(err).NotTo(HaveOccurred())
-	requests = dyn.Resource(rrResource)
+var _ = e2eenv.Setup("gateway", []string{"gateway", "datastorage"}, func(e *e2eenv.Env) {
+	gatewayURL, datastorageURL, namespace = e.URL("gateway"), e.URL("datastorage"), e.Namespace
+	requests = e.Dyn.Resource(rrResource)
 })
 
 type alert struct {

@@ -8,13 +8,12 @@ import (
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
 
-	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 	"github.com/testbed-dev/testbed/test/platform/holmesgptapi"
 )
 
 var _ = Describe("investigation", func() {
 	post := func(ctx SpecContext, body string) (*http.Response, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, e2eenv.URL("holmesgpt-api")+"/api/v1/investigate", strings.NewReader(body))
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, env.URL("holmesgpt-api")+"/api/v1/investigate", strings.NewReader(body))
 		if err != nil {
 			return nil, err
 		}

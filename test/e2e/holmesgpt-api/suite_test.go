@@ -4,24 +4,9 @@ package holmesgptapi_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestHolmesgptApi(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "holmesgpt-api E2E")
-}
+func TestHolmesgptApi(t *testing.T) { e2eenv.Run(t, "holmesgpt-api") }
 
-var env *e2eenv.Env
-
-var _ = BeforeSuite(func() {
-	e, skip, err := e2eenv.Load("holmesgpt-api")
-	if skip != "" {
-		Skip(skip)
-	}
-	Expect(err).NotTo(HaveOccurred())
-	env = e
-})
+var env = e2eenv.Setup("holmesgpt-api", []string{"holmesgpt-api"}, nil)

@@ -4,24 +4,9 @@ package notification_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestNotification(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "notification E2E")
-}
+func TestNotification(t *testing.T) { e2eenv.Run(t, "notification") }
 
-var env *e2eenv.Env
-
-var _ = BeforeSuite(func() {
-	e, skip, err := e2eenv.Load("notification")
-	if skip != "" {
-		Skip(skip)
-	}
-	Expect(err).NotTo(HaveOccurred())
-	env = e
-})
+var env = e2eenv.Setup("notification", []string{"datastorage", "notification"}, nil)

@@ -4,24 +4,9 @@ package remediationorchestrator_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestRemediationorchestrator(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "remediationorchestrator E2E")
-}
+func TestRemediationorchestrator(t *testing.T) { e2eenv.Run(t, "remediationorchestrator") }
 
-var env *e2eenv.Env
-
-var _ = BeforeSuite(func() {
-	e, skip, err := e2eenv.Load("remediationorchestrator")
-	if skip != "" {
-		Skip(skip)
-	}
-	Expect(err).NotTo(HaveOccurred())
-	env = e
-})
+var env = e2eenv.Setup("remediationorchestrator", []string{"datastorage", "notification"}, nil)

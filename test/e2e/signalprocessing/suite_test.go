@@ -4,24 +4,9 @@ package signalprocessing_test
 import (
 	"testing"
 
-	. "github.com/onsi/ginkgo/v2"
-	. "github.com/onsi/gomega"
-
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 )
 
-func TestSignalprocessing(t *testing.T) {
-	RegisterFailHandler(Fail)
-	RunSpecs(t, "signalprocessing E2E")
-}
+func TestSignalprocessing(t *testing.T) { e2eenv.Run(t, "signalprocessing") }
 
-var env *e2eenv.Env
-
-var _ = BeforeSuite(func() {
-	e, skip, err := e2eenv.Load("signalprocessing")
-	if skip != "" {
-		Skip(skip)
-	}
-	Expect(err).NotTo(HaveOccurred())
-	env = e
-})
+var env = e2eenv.Setup("signalprocessing", []string{"datastorage"}, nil)
