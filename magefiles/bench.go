@@ -9,6 +9,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/testbed-dev/testbed/internal/cmdline"
 	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
@@ -19,7 +20,7 @@ type Bench mg.Namespace
 func (Bench) Deploy(ctx context.Context, service, n string) error {
 	runs, err := strconv.Atoi(n)
 	if err != nil || runs < 1 {
-		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
+		return mg.Fatal(cmdline.ExitInput, fmt.Sprintf("n=%q: give the number of runs per mode, at least 1", n))
 	}
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchDeploy(ctx, service, runs) })
 }
@@ -28,7 +29,7 @@ func (Bench) Deploy(ctx context.Context, service, n string) error {
 func (Bench) Setup(ctx context.Context, service, n string) error {
 	runs, err := strconv.Atoi(n)
 	if err != nil || runs < 1 {
-		return fmt.Errorf("n=%q: give the number of runs per mode, at least 1", n)
+		return mg.Fatal(cmdline.ExitInput, fmt.Sprintf("n=%q: give the number of runs per mode, at least 1", n))
 	}
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchSetup(ctx, service, runs) })
 }
@@ -37,7 +38,7 @@ func (Bench) Setup(ctx context.Context, service, n string) error {
 func (Bench) Soak(ctx context.Context, service, n string) error {
 	runs, err := strconv.Atoi(n)
 	if err != nil || runs < 1 {
-		return mg.Fatal(testbed.ExitInput, fmt.Sprintf("n=%q: give the number of runs, at least 1", n))
+		return mg.Fatal(cmdline.ExitInput, fmt.Sprintf("n=%q: give the number of runs, at least 1", n))
 	}
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchSoak(ctx, service, runs) })
 }

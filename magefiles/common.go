@@ -12,6 +12,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/testbed-dev/testbed/internal/cmdline"
 	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
@@ -26,7 +27,7 @@ func load() (*testbed.Testbed, error) {
 			return testbed.New(d)
 		}
 		if filepath.Dir(d) == d {
-			return nil, fmt.Errorf("no %s in %s or above: run mage in the testbed repository", testbed.TopologyFile, dir)
+			return nil, &testbed.InputError{Err: fmt.Errorf("no %s in %s or above: run mage in the testbed repository", testbed.TopologyFile, dir)}
 		}
 	}
 }
@@ -35,13 +36,13 @@ func load() (*testbed.Testbed, error) {
 // Ctrl-C cleans up fully, mage's own handler would exit after 5 s) and maps
 // its error to the exit code: 1 failure, 2 bad input, 130 interrupted.
 func do(ctx context.Context, f func(context.Context, *testbed.Testbed) error) error {
-	ctx, stop := testbed.CatchInterrupt(ctx, os.Stderr)
+	ctx, stop := cmdline.CatchInterrupt(ctx, os.Stderr)
 	defer stop()
 	tb, err := load()
 	if err == nil {
 		err = f(ctx, tb)
 	}
-	if code := testbed.ExitCode(ctx, err); code != 0 {
+	if code := cmdline.ExitCode(ctx, err); code != 0 {
 		return mg.Fatal(code, err)
 	}
 	return nil

@@ -598,3 +598,52 @@ func TestGanttIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestHurryCutsDiagnosticsNotTeardown: once asked to hurry, a running
+// OnFailure step is cut short, a later one skipped, and teardown still runs.
+func TestHurryCutsDiagnosticsNotTeardown(t *testing.T) {
+	t.Parallel()
+	hurry := make(chan struct{})
+	diagStarted := make(chan struct{})
+	var teardown atomic.Bool
+	p := &Plan{Name: "hurry", Steps: []Step{
+		{Name: "fail", Run: func(context.Context, io.Writer) error { return errors.New("boom") }},
+	}, Finally: []Step{
+		{Name: "diagnose", OnFailure: true, Run: func(ctx context.Context, _ io.Writer) error {
+			close(diagStarted)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(30 * time.Second):
+				return errors.New("not cut short")
+			}
+		}},
+		{Name: "more diagnostics", OnFailure: true, Run: func(context.Context, io.Writer) error {
+			t.Error("an OnFailure step ran after the hurry")
+			return nil
+		}},
+		{Name: "delete", Run: func(context.Context, io.Writer) error { teardown.Store(true); return nil }},
+	}}
+	go func() {
+		<-diagStarted
+		close(hurry)
+	}()
+	t0 := time.Now()
+	res, err := Run(WithHurry(context.Background(), hurry), p, Options{})
+	if err == nil {
+		t.Fatal("a failed plan succeeded")
+	}
+	if d := time.Since(t0); d > 10*time.Second {
+		t.Errorf("the run took %s: the diagnostics were not cut short", d)
+	}
+	if !teardown.Load() {
+		t.Error("teardown did not run")
+	}
+	states := map[string]State{}
+	for _, s := range res.Steps {
+		states[s.Name] = s.State
+	}
+	if states["more diagnostics"] != Skipped || states["delete"] != Done {
+		t.Errorf("states %v", states)
+	}
+}

@@ -195,3 +195,14 @@ func fmtDur(d time.Duration) string {
 	}
 	return d.Round(100 * time.Millisecond).String()
 }
+
+// skip reports a finally step that did not run, and why.
+func (p *printer) skip(name, why string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clearStatus()
+	fmt.Fprintf(p.w, "%s %s: %s\n", Skipped.Symbol(), name, why)
+	if p.style == Live {
+		p.redraw()
+	}
+}

@@ -246,11 +246,31 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 	}
 
 	var finErrs []error
+	hurry := hurryOf(ctx)
 	for _, s := range p.Finally {
 		if s.OnFailure && planErr == nil {
 			continue
 		}
+		if s.OnFailure && closed(hurry) {
+			// Asked to hurry: what only explains a failure is skipped,
+			// what undoes the run (teardown) is not.
+			t0 := o.Now()
+			res.Steps = append(res.Steps, StepResult{Name: s.Name, Finally: true, State: Skipped, Start: since(t0), End: since(t0), Error: "skipped: asked to hurry"})
+			out.skip(s.Name, "asked to hurry")
+			continue
+		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FinallyTimeout)
+		if s.OnFailure && hurry != nil {
+			stop := make(chan struct{})
+			go func() {
+				select {
+				case <-hurry:
+					cancel()
+				case <-stop:
+				}
+			}()
+			defer close(stop)
+		}
 		t0 := o.Now()
 		w := out.begin(s.Name, t0)
 		err := safeRun(fctx, s, w)
@@ -265,6 +285,34 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 	}
 	res.Total = since(o.Now())
 	return res, errors.Join(append([]error{planErr}, finErrs...)...)
+}
+
+type hurryKey struct{}
+
+// WithHurry returns a context whose run hurries once ch is closed: finally
+// steps that only explain a failure (OnFailure: diagnostics) are cut short
+// or skipped, and teardown runs at once. A CI runner that cancels a job
+// sends SIGINT, then SIGTERM 7.5 s later, then kills: the SIGTERM means
+// "hurry", not "abandon the cleanup".
+func WithHurry(ctx context.Context, ch <-chan struct{}) context.Context {
+	return context.WithValue(ctx, hurryKey{}, ch)
+}
+
+func hurryOf(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(hurryKey{}).(<-chan struct{})
+	return ch
+}
+
+func closed(ch <-chan struct{}) bool {
+	if ch == nil {
+		return false
+	}
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // What the scheduler knows of a step while the run goes.

@@ -23,7 +23,7 @@ import (
 // interleaved (seq, phased, dataflow, seq, …) so drift hits every mode alike.
 func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error {
 	if _, err := t.Topo.Service(service); err != nil {
-		return err
+		return &InputError{err}
 	}
 	c, err := cluster.Open(cluster.NameFor(service), io.Discard)
 	if err != nil {
@@ -110,7 +110,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		}
 	}
 	if _, err := tb.Topo.Service(service); err != nil {
-		return err
+		return &InputError{err}
 	}
 	quiet := tb
 	quiet.Out = io.Discard

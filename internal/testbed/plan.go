@@ -22,6 +22,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 
+	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
@@ -517,6 +518,15 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	defer os.RemoveAll(tmp)
+	// A command layer that exits at once (a second Ctrl-C) skips the
+	// defers: it runs these first.
+	var pgid atomic.Int64
+	defer atexit.Register(func() {
+		if p := pgid.Load(); p > 0 {
+			_ = syscall.Kill(-int(p), syscall.SIGKILL)
+		}
+		os.RemoveAll(tmp)
+	})()
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
 	cmd.Dir = r.cfg.Root
 	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE", "GOTMPDIR="+tmp)
@@ -530,7 +540,11 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGINT) }
 	cmd.WaitDelay = 10 * time.Second
-	err = cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pgid.Store(int64(cmd.Process.Pid))
+	err = cmd.Wait()
 	if cmd.Process != nil {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // ESRCH when the group is gone
 	}

@@ -1,4 +1,7 @@
-package testbed
+// Package cmdline is the command layer's side of testbed: signals, exit
+// codes and the process's last cleanups. Targets (magefiles) use it; the
+// library does not.
+package cmdline
 
 import (
 	"context"
@@ -9,6 +12,10 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/testbed-dev/testbed/internal/atexit"
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
 // Exit codes of the targets: a failure is 1, bad input 2, an interrupt 130
@@ -22,32 +29,35 @@ const (
 // ErrInterrupted is the cause of a run's cancellation by SIGINT or SIGTERM.
 var ErrInterrupted = errors.New("interrupted by a signal")
 
-// InputError is bad input: an unknown service, a knob's bad value, an
-// invalid topology. Nothing was started.
-type InputError struct{ Err error }
-
-func (e *InputError) Error() string { return e.Err.Error() }
-func (e *InputError) Unwrap() error { return e.Err }
-
 // ExitCode maps a target's error to its exit code.
 func ExitCode(ctx context.Context, err error) int {
-	var in *InputError
 	switch {
 	case err == nil:
 		return 0
 	case errors.Is(context.Cause(ctx), ErrInterrupted):
 		return ExitInterrupted
-	case errors.As(err, &in):
+	case errors.Is(err, testbed.ErrInput):
 		return ExitInput
 	}
 	return ExitFailure
 }
 
+// exit is os.Exit; a test replaces it.
+var exit = os.Exit
+
 // CatchInterrupt takes SIGINT and SIGTERM over from mage, whose own handler
 // gives a target 5 s to clean up and then exits: too short to collect
-// diagnostics and delete a cluster. The first signal cancels the returned
-// context (cause ErrInterrupted) and the run cleans up under its finally
-// steps' deadlines; a second one exits at once, saying what is left.
+// diagnostics and delete a cluster.
+//
+//   - The first signal cancels the returned context (cause ErrInterrupted):
+//     the run stops and cleans up under its finally steps' deadlines.
+//   - A SIGTERM after that means "hurry" (GitHub Actions cancels a job with
+//     SIGINT, then SIGTERM 7.5 s later, then kills): diagnostics are cut
+//     short or skipped, the cluster is deleted at once.
+//   - A second SIGINT (a person pressing Ctrl-C again) exits at once, after
+//     the process's registered cleanups (atexit: the suite's process group,
+//     temporary directories), saying what is left.
+//
 // stop restores the default handling.
 //
 // mage registers its handler in parallel with starting the target, so the
@@ -55,7 +65,7 @@ func ExitCode(ctx context.Context, err error) int {
 // after ours, cancelled the run first). The returned context does not
 // inherit mage's cancellation, only its deadline (mage -t).
 func CatchInterrupt(parent context.Context, out io.Writer) (context.Context, func()) {
-	ch := make(chan os.Signal, 2)
+	ch := make(chan os.Signal, 3)
 	takeOver := func() {
 		// Ignore, not Reset: between dropping the other handlers and
 		// registering ours, a signal is ignored rather than fatal.
@@ -68,17 +78,33 @@ func CatchInterrupt(parent context.Context, out io.Writer) (context.Context, fun
 	if d, ok := parent.Deadline(); ok {
 		base, cancelDeadline = context.WithDeadline(base, d)
 	}
-	ctx, cancel := context.WithCancelCause(base)
+	hurry := make(chan struct{})
+	ctx, cancel := context.WithCancelCause(engine.WithHurry(base, hurry))
 	done := make(chan struct{})
 	ended := make(chan struct{})
 	interrupted := func(s os.Signal) {
-		fmt.Fprintf(out, "testbed: %s: stopping and cleaning up (a second one exits at once)\n", s)
+		fmt.Fprintf(out, "testbed: %s: stopping and cleaning up (SIGTERM: hurry, skip diagnostics; a second interrupt exits at once)\n", s)
 		cancel(ErrInterrupted)
-		select {
-		case <-ch:
-			fmt.Fprintln(out, "testbed: second interrupt: exiting before the cleanup finished; `go run magefile.go cluster:prune` deletes the clusters left")
-			os.Exit(ExitInterrupted)
-		case <-done:
+		hurried := false
+		for {
+			select {
+			case s := <-ch:
+				if s == syscall.SIGTERM && !hurried {
+					hurried = true
+					fmt.Fprintln(out, "testbed: SIGTERM: hurrying: diagnostics skipped, deleting what the run made")
+					close(hurry)
+					continue
+				}
+				if s == syscall.SIGTERM {
+					continue // already hurrying; a kill follows if the runner is done waiting
+				}
+				fmt.Fprintln(out, "testbed: second interrupt: exiting before the cleanup finished; `go run magefile.go cluster:prune` deletes the clusters left")
+				atexit.Run()
+				exit(ExitInterrupted)
+				return
+			case <-done:
+				return
+			}
 		}
 	}
 	go func() {
