@@ -100,7 +100,7 @@ const (
 )
 
 // ErrExists is returned when the cluster exists and reuse was not asked.
-var ErrExists = errors.New("cluster already exists")
+var ErrExists = errors.New("already exists")
 
 // Create makes the cluster, or with Reuse returns the existing one. It
 // checks the host ports first. If ctx ends while kind works, or kind fails,
@@ -113,7 +113,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	}
 	if exists {
 		if !o.Reuse {
-			return NotMade, fmt.Errorf("%w: cluster %s: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it (testbed does not delete a cluster it did not make in this run)", ErrExists, c.Name, o.Service)
+			return NotMade, fmt.Errorf("cluster %s %w: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists, o.Service)
 		}
 		if err := c.writeKubeconfig(ctx); err != nil {
 			return Reused, err

@@ -1,3 +1,5 @@
+//go:build faults
+
 package faults
 
 import (
@@ -5,7 +7,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"testing"
-	"time"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
 )
@@ -17,7 +18,7 @@ func TestCoverageReport(t *testing.T) {
 	testenv.RequireKind(t)
 	t.Parallel()
 	o := run(t, "E2E_COVERAGE=1 (not a fault)", fault{args: []string{"e2e:run", "quick-e"}, env: []string{"E2E_COVERAGE=1"}, exit: 0,
-		within: 4 * time.Minute, says: []string{"coverage files from the node"},
+		deploys: true, says: []string{"coverage files from the node"},
 		clusters: []string{cname("quick-e")}})
 	dir := filepath.Join(o.artifacts, "quick-e", "coverage")
 	percent, err := os.ReadFile(filepath.Join(dir, "percent.txt"))
