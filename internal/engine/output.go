@@ -156,7 +156,7 @@ func (p *printer) end(name string, st State, d time.Duration, err error) {
 	p.clearStatus()
 	head := fmt.Sprintf("%s %s (%s)", st.Symbol(), name, fmtDur(d))
 	if st != Done && err != nil {
-		head += ": " + firstLine(err.Error())
+		head += ": " + FirstLine(err.Error())
 	}
 	body = strings.TrimRight(body, "\n")
 	if p.style == GitHub {
@@ -182,7 +182,8 @@ func (p *printer) end(name string, st State, d time.Duration, err error) {
 	}
 }
 
-func firstLine(s string) string {
+// FirstLine is s up to its first newline, marked " …" when cut.
+func FirstLine(s string) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		return s[:i] + " …"
 	}

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
@@ -131,7 +132,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 			fmt.Fprintf(t.Out, "▶ %s\n", svc)
 			mu.Unlock()
 			res, err := tb.Run(gctx, svc, PartsE2E)
-			o := Outcome{Service: svc, Err: err, Artifacts: tb.artifactsOf(svc)}
+			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Cfg, svc)}
 			if res != nil {
 				o.Total = res.Total
 				o.Setup, o.Suite, _ = suiteTimes(res, svc)
@@ -185,10 +186,11 @@ func writeSummary(w io.Writer, outcomes []Outcome, wall time.Duration) {
 	fmt.Fprintf(w, "wall time %s; the services' own times add up to %s\n", wall.Round(100*time.Millisecond), sum.Round(100*time.Millisecond))
 }
 
+// firstLineErr is err's first line, for a summary (the whole error is in
+// the service's own output); err itself when it has one line.
 func firstLineErr(err error) error {
-	s := err.Error()
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return errors.New(s[:i] + " …")
+	if s := engine.FirstLine(err.Error()); s != err.Error() {
+		return errors.New(s)
 	}
 	return err
 }

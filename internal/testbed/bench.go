@@ -162,7 +162,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(t.artifactsOf(service), "soak")
+	dir := filepath.Join(artifacts(t.Cfg, service), "soak")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ func (r *run) collectCoverage(ctx context.Context, w io.Writer) error {
 	if r.cfg.KeepCluster {
 		fmt.Fprintln(w, "the kept cluster's instrumented workloads are now at zero replicas; deploy:parallel scales them back")
 	}
-	dir := filepath.Join(r.artifacts(), "coverage")
+	dir := filepath.Join(artifacts(r.cfg, r.name), "coverage")
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}

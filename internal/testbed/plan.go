@@ -604,9 +604,8 @@ func (c *ranCounter) empty() string {
 	return ""
 }
 
-func (r *run) artifacts() string { return filepath.Join(r.cfg.Artifacts, r.name) }
-
-func (t *Testbed) artifactsOf(service string) string { return filepath.Join(t.Cfg.Artifacts, service) }
+// artifacts is where a service's timelines, diagnostics and coverage go.
+func artifacts(cfg Config, service string) string { return filepath.Join(cfg.Artifacts, service) }
 
 func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 	ok, err := r.cluster.Exists(ctx)
@@ -614,7 +613,7 @@ func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 		fmt.Fprintln(w, "no cluster to diagnose")
 		return err
 	}
-	dir := filepath.Join(r.artifacts(), "diagnostics")
+	dir := filepath.Join(artifacts(r.cfg, r.name), "diagnostics")
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}

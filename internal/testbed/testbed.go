@@ -71,7 +71,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	}
 	fmt.Fprintln(t.Out)
 	res.WriteGantt(t.Out)
-	if paths, serr := res.Save(r.artifacts()); serr != nil {
+	if paths, serr := res.Save(artifacts(r.cfg, r.name)); serr != nil {
 		err = errors.Join(err, serr)
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])

@@ -8,17 +8,14 @@ import (
 
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
-	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )
 
 var _ = Describe("AI analysis", func() {
 	It("asks holmesgpt-api and records its analysis", func(ctx SpecContext) {
 		rr := e2eenv.Unique("rr")
 		name := "ai-" + rr
-		Expect(env.Create(ctx, controller.AIAnalyses, "AIAnalysis", name, map[string]any{
-			"remediationRequest": rr, "alertName": "DiskFull"})).To(Succeed())
-		Eventually(env.Status).WithContext(ctx).WithArguments(controller.AIAnalyses, name, "phase").
-			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
+		env.Reconcile(ctx, 30*time.Second, controller.AIAnalyses, "AIAnalysis", name, map[string]any{
+			"remediationRequest": rr, "alertName": "DiskFull"})
 		// Written out by hand: what holmesgpt-api's stand-in is specified to
 		// conclude for DiskFull, not computed with the code the service runs.
 		Expect(env.Status(ctx, controller.AIAnalyses, name, "recommendedWorkflow")).To(Equal("clean-logs"))

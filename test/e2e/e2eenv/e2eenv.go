@@ -130,6 +130,16 @@ func (e *Env) Create(ctx context.Context, gvr schema.GroupVersionResource, kind,
 	return err
 }
 
+// Reconcile creates one of the platform's objects and waits, up to
+// within, until its controller reports status.phase Completed: the shape
+// every controller spec starts with.
+func (e *Env) Reconcile(ctx context.Context, within time.Duration, gvr schema.GroupVersionResource, kind, name string, spec map[string]any) {
+	GinkgoHelper()
+	Expect(e.Create(ctx, gvr, kind, name, spec)).To(Succeed())
+	Eventually(e.Status).WithContext(ctx).WithArguments(gvr, name, "phase").
+		WithTimeout(within).WithPolling(500 * time.Millisecond).Should(Equal(pipeline.Completed))
+}
+
 // Get reads one.
 func (e *Env) Get(ctx context.Context, gvr schema.GroupVersionResource, name string) (*unstructured.Unstructured, error) {
 	return e.Dyn.Resource(gvr).Namespace(e.Namespace).Get(ctx, name, metav1.GetOptions{})

@@ -16,10 +16,8 @@ var _ = Describe("notification", func() {
 	It("delivers a NotificationRequest exactly once", func(ctx SpecContext) {
 		rr := e2eenv.Unique("rr")
 		name := "nr-" + rr
-		Expect(env.Create(ctx, controller.NotificationRequests, "NotificationRequest", name, map[string]any{
-			"remediationRequest": rr, "channel": "e2e-sink", "subject": "HighCPU remediated", "body": "restart-pod: Succeeded"})).To(Succeed())
-		Eventually(env.Status).WithContext(ctx).WithArguments(controller.NotificationRequests, name, "phase").
-			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
+		env.Reconcile(ctx, 30*time.Second, controller.NotificationRequests, "NotificationRequest", name, map[string]any{
+			"remediationRequest": rr, "channel": "e2e-sink", "subject": "HighCPU remediated", "body": "restart-pod: Succeeded"})
 		mine := func(ctx context.Context) ([]pipeline.Delivery, error) {
 			all, err := env.Deliveries(ctx)
 			var out []pipeline.Delivery

@@ -15,10 +15,8 @@ import (
 var _ = Describe("remediation orchestration", func() {
 	It("runs a RemediationRequest through to a delivered notification", func(ctx SpecContext) {
 		rr := e2eenv.Unique("rr")
-		Expect(env.Create(ctx, controller.RemediationRequests, "RemediationRequest", rr, map[string]any{
-			"fingerprint": rr, "alertName": "HighCPU", "severity": "critical", "namespace": "prod"})).To(Succeed())
-		Eventually(env.Status).WithContext(ctx).WithArguments(controller.RemediationRequests, rr, "phase").
-			WithTimeout(60 * time.Second).WithPolling(500 * time.Millisecond).Should(Equal(pipeline.Completed))
+		env.Reconcile(ctx, 60*time.Second, controller.RemediationRequests, "RemediationRequest", rr, map[string]any{
+			"fingerprint": rr, "alertName": "HighCPU", "severity": "critical", "namespace": "prod"})
 
 		for _, child := range []struct {
 			gvr  schema.GroupVersionResource

@@ -8,17 +8,14 @@ import (
 
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
-	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )
 
 var _ = Describe("signal processing", func() {
 	It("classifies a signal and records it", func(ctx SpecContext) {
 		rr := e2eenv.Unique("rr")
 		name := "sp-" + rr
-		Expect(env.Create(ctx, controller.SignalProcessings, "SignalProcessing", name, map[string]any{
-			"remediationRequest": rr, "alertName": "HighCPU", "severity": "critical", "namespace": "prod"})).To(Succeed())
-		Eventually(env.Status).WithContext(ctx).WithArguments(controller.SignalProcessings, name, "phase").
-			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
+		env.Reconcile(ctx, 30*time.Second, controller.SignalProcessings, "SignalProcessing", name, map[string]any{
+			"remediationRequest": rr, "alertName": "HighCPU", "severity": "critical", "namespace": "prod"})
 		Expect(env.Status(ctx, controller.SignalProcessings, name, "priority")).To(Equal("P1"))
 		Expect(env.Status(ctx, controller.SignalProcessings, name, "environment")).To(Equal("production"))
 		Expect(env.AuditTypes(ctx, rr)).To(ConsistOf("signalprocessing.completed"))

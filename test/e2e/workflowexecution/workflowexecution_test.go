@@ -8,17 +8,14 @@ import (
 
 	"github.com/testbed-dev/testbed/test/e2e/e2eenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
-	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )
 
 var _ = Describe("workflow execution", func() {
 	It("runs the workflow and records the result", func(ctx SpecContext) {
 		rr := e2eenv.Unique("rr")
 		name := "we-" + rr
-		Expect(env.Create(ctx, controller.WorkflowExecutions, "WorkflowExecution", name, map[string]any{
-			"remediationRequest": rr, "workflow": "restart-pod"})).To(Succeed())
-		Eventually(env.Status).WithContext(ctx).WithArguments(controller.WorkflowExecutions, name, "phase").
-			WithTimeout(30 * time.Second).Should(Equal(pipeline.Completed))
+		env.Reconcile(ctx, 30*time.Second, controller.WorkflowExecutions, "WorkflowExecution", name, map[string]any{
+			"remediationRequest": rr, "workflow": "restart-pod"})
 		Expect(env.Status(ctx, controller.WorkflowExecutions, name, "result")).To(Equal("Succeeded"))
 		Expect(env.AuditTypes(ctx, rr)).To(ConsistOf("workflowexecution.completed"))
 	})
