@@ -24,7 +24,11 @@ func load() (*testbed.Testbed, error) {
 	}
 	for d := dir; ; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, testbed.TopologyFile)); err == nil {
-			return testbed.New(d)
+			tb, err := testbed.New(d)
+			if err == nil {
+				tb.Commands = cmdline.Commands
+			}
+			return tb, err
 		}
 		if filepath.Dir(d) == d {
 			return nil, &testbed.InputError{Err: fmt.Errorf("no %s in %s or above: run mage in the testbed repository", testbed.TopologyFile, dir)}

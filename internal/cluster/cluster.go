@@ -99,8 +99,12 @@ const (
 	Made
 )
 
-// ErrExists is returned when the cluster exists and reuse was not asked.
-var ErrExists = errors.New("already exists")
+// ErrExists is returned when the cluster exists and reuse was not asked;
+// ErrMissing when a cluster a target works on does not exist.
+var (
+	ErrExists  = errors.New("already exists")
+	ErrMissing = errors.New("does not exist")
+)
 
 // Create makes the cluster, or with Reuse returns the existing one. It
 // checks the host ports first. If ctx ends while kind works, or kind fails,
@@ -113,7 +117,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	}
 	if exists {
 		if !o.Reuse {
-			return NotMade, fmt.Errorf("cluster %s %w: delete it with `go run magefile.go cluster:delete %s`, or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists, o.Service)
+			return NotMade, fmt.Errorf("cluster %s %w: delete it, or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists)
 		}
 		if err := c.writeKubeconfig(ctx); err != nil {
 			return Reused, err
@@ -259,7 +263,7 @@ func (c *Cluster) EnsureKubeconfig(ctx context.Context) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("cluster %s does not exist: create it with `go run magefile.go cluster:create <service>` or keep one with E2E_KEEP_CLUSTER=1", c.Name)
+		return fmt.Errorf("cluster %s %w: create it, or keep one with E2E_KEEP_CLUSTER=1", c.Name, ErrMissing)
 	}
 	return c.writeKubeconfig(ctx)
 }

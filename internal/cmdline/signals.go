@@ -26,6 +26,12 @@ const (
 	ExitInterrupted = 130
 )
 
+// Commands are the targets' command lines the library's messages advise.
+var Commands = testbed.Commands{
+	Create: "go run magefile.go cluster:create %s",
+	Delete: "go run magefile.go cluster:delete %s",
+}
+
 // ErrInterrupted is the cause of a run's cancellation by SIGINT or SIGTERM.
 var ErrInterrupted = errors.New("interrupted by a signal")
 

@@ -30,7 +30,7 @@ func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error 
 		return err
 	}
 	if err := c.EnsureKubeconfig(ctx); err != nil {
-		return err
+		return t.hint(err, service)
 	}
 	k, err := kube.NewClient(c.Kubeconfig)
 	if err != nil {

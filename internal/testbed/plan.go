@@ -55,6 +55,7 @@ const PasswordSecret = "postgresql-credentials"
 
 // run is the state the steps of one plan share.
 type run struct {
+	tb      *Testbed
 	cfg     Config
 	memo    *buildMemo
 	topo    *topology.Topology
@@ -162,7 +163,7 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}}
+	r := &run{tb: t, cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}}
 	importClass := "import:" + cl.Name
 	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
@@ -284,7 +285,7 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 		r.made.Store(true)
 	}
 	if err != nil {
-		return err
+		return r.tb.hint(err, r.name)
 	}
 	if got == cluster.Made {
 		fmt.Fprintf(w, "created cluster %s; kubeconfig %s\n", c.Name, c.Kubeconfig)
@@ -305,7 +306,7 @@ func (r *run) deleteIfMade(ctx context.Context, w io.Writer) error {
 
 func (r *run) connect(ctx context.Context, w io.Writer) error {
 	if err := r.cluster.EnsureKubeconfig(ctx); err != nil {
-		return err
+		return r.tb.hint(err, r.name)
 	}
 	fmt.Fprintf(w, "using cluster %s; kubeconfig %s\n", r.cluster.Name, r.cluster.Kubeconfig)
 	return nil

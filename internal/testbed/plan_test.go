@@ -2,6 +2,8 @@ package testbed
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/topology"
@@ -309,5 +312,23 @@ func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
 				t.Errorf("empty = %v (%q), want %v", got, c.empty(), tc.empty)
 			}
 		})
+	}
+}
+
+// TestHintsNameTheCommandLayersCommands: the library's messages advise the
+// commands the command layer gave it, and none when it gave none.
+func TestHintsNameTheCommandLayersCommands(t *testing.T) {
+	exists := fmt.Errorf("cluster testbed-x %w: delete it", cluster.ErrExists)
+	tb := &Testbed{}
+	if got := tb.hint(exists, "x"); got != exists {
+		t.Errorf("no commands: %v", got)
+	}
+	tb.Commands = Commands{Delete: "mage cluster:delete %s", Create: "mage cluster:create %s"}
+	if got := tb.hint(exists, "x"); !strings.Contains(got.Error(), "run: mage cluster:delete x") || !errors.Is(got, cluster.ErrExists) {
+		t.Errorf("exists: %v", got)
+	}
+	missing := fmt.Errorf("cluster testbed-x %w", cluster.ErrMissing)
+	if got := tb.hint(missing, "x"); !strings.Contains(got.Error(), "run: mage cluster:create x") {
+		t.Errorf("missing: %v", got)
 	}
 }

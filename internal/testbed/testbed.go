@@ -28,7 +28,33 @@ type Testbed struct {
 	// Out receives the run's output (stderr by default).
 	Out io.Writer
 
+	// Commands names, in messages, the commands that do what a message
+	// advises; the command layer sets it (its own target names).
+	Commands Commands
+
 	memo *buildMemo // shared by the runs of one process
+}
+
+// Commands are the command lines (with %s for the service) a message
+// advises; empty ones are left out of the message.
+type Commands struct {
+	Create string // creates a service's cluster
+	Delete string // deletes a service's cluster
+}
+
+// hint wraps err with the command that deals with it, when there is one.
+func (t *Testbed) hint(err error, service string) error {
+	var cmd string
+	switch {
+	case errors.Is(err, cluster.ErrExists):
+		cmd = t.Commands.Delete
+	case errors.Is(err, cluster.ErrMissing):
+		cmd = t.Commands.Create
+	}
+	if cmd == "" || err == nil {
+		return err
+	}
+	return fmt.Errorf("%w\n  run: %s", err, fmt.Sprintf(cmd, service))
 }
 
 // New reads the knobs and the topology of the repository at root.
@@ -79,7 +105,11 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	if parts.Create || parts.Deploy {
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
-			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s); delete it with: go run magefile.go cluster:delete %s\n", r.cluster.Name, r.cluster.Kubeconfig, service)
+			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)
+			if t.Commands.Delete != "" {
+				fmt.Fprintf(t.Out, "; delete it with: "+t.Commands.Delete, service)
+			}
+			fmt.Fprintln(t.Out)
 		}
 	}
 	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
