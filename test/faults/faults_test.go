@@ -480,7 +480,7 @@ func TestFaultsWithCluster(t *testing.T) {
 			says: []string{"rejected.yaml: Service/rejected", "99999"}, clusters: []string{cname("rejected")}}},
 		{"readiness timeout", fault{args: []string{"e2e:run", "never-ready"}, env: []string{"E2E_TIMEOUT=15s"}, exit: 1, failStep: "ready never-ready", deploys: true,
 			says: []string{"not ready after 15s", "Deployment/never-ready: InProgress", "raise E2E_TIMEOUT"}, clusters: []string{cname("never-ready")}}},
-		{"SIGINT (to the target only) during build", fault{args: []string{"e2e:run", "quick-d"}, env: []string{"GOCACHE=" + t.TempDir()}, exit: 130,
+		{"SIGINT (to the target only) during build", fault{args: []string{"e2e:run", "quick-d"}, env: []string{"GOCACHE=" + t.TempDir(), "E2E_REBUILD=1"}, exit: 130,
 			interruptWhen: all(outputHas("▶ build synthetic"), processRuns("compile")),
 			says:          []string{"interrupt: stopping and cleaning up", "deleted cluster testbed-quick-d"}, clusters: []string{cname("quick-d")}}},
 		{"Ctrl-C (SIGINT to the process group) during deploy", fault{args: []string{"e2e:run", "never-ready-2"}, exit: 130, deploys: true,
