@@ -260,7 +260,10 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 			continue
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FinallyTimeout)
+		stopWatch := func() {}
 		if s.OnFailure && hurry != nil {
+			// Cut the step short if asked to hurry while it runs; the
+			// watch ends with the step.
 			stop := make(chan struct{})
 			go func() {
 				select {
@@ -269,11 +272,12 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 				case <-stop:
 				}
 			}()
-			defer close(stop)
+			stopWatch = func() { close(stop) }
 		}
 		t0 := o.Now()
 		w := out.begin(s.Name, t0)
 		err := safeRun(fctx, s, w)
+		stopWatch()
 		cancel()
 		r := StepResult{Name: s.Name, Finally: true, State: Done, Start: since(t0), End: since(o.Now())}
 		if err != nil {

@@ -33,6 +33,17 @@ func testbedForTest(t *testing.T, cfg Config) *Testbed {
 	return &Testbed{Cfg: cfg, Topo: topo}
 }
 
+// fixture is a Testbed over the topology of testdata/<name>.
+func fixture(t *testing.T, name string) *Testbed {
+	t.Helper()
+	dir := filepath.Join("testdata", name)
+	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+}
+
 func needsOf(p *engine.Plan, name string) []string {
 	for _, s := range p.Steps {
 		if s.Name == name {
@@ -109,12 +120,7 @@ func TestUnknownService(t *testing.T) {
 }
 
 func TestANinthServiceGetsAPlanFromItsTopologyAlone(t *testing.T) {
-	dir := filepath.Join("testdata", "ninth")
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+	tb := fixture(t, "ninth")
 	p, _, err := tb.Plan("ninth", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
@@ -190,12 +196,8 @@ func containerImages(objs []kube.Object, deployment string) []string {
 // kustomize base, each with its own image, get their own render (the cache
 // was keyed by the base: the second got the first one's images).
 func TestComponentsSharingABaseRenderTheirOwnImages(t *testing.T) {
-	dir := filepath.Join("testdata", "sharedbase")
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tb := &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+	tb := fixture(t, "sharedbase")
+	topo := tb.Topo
 	_, r, err := tb.Plan("both", PartsE2E)
 	if err != nil {
 		t.Fatal(err)

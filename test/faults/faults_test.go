@@ -337,22 +337,11 @@ func leftovers(t *testing.T, tmp, marker string, clusters []string) {
 	if len(clusters) == 0 {
 		return
 	}
-	docker := testenv.RequireDocker(t)
 	for _, c := range clusters {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		cs, err := docker.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("label", "io.x-k8s.kind.cluster="+c))})
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(cs) > 0 {
+		if cs := nodeContainers(t, c); len(cs) > 0 {
 			t.Errorf("cluster %s left %d node containers", c, len(cs))
 		}
-		dir, err := cluster.StateDir(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := os.Stat(dir); err == nil {
+		if dir := stateDir(t, c); dir != "" {
 			t.Errorf("cluster state %s left behind", dir)
 		}
 	}
@@ -408,11 +397,15 @@ func (s *syncBuffer) String() string {
 
 func cname(service string) string { return cluster.NameFor(service) }
 
-func clusterStateDir(t *testing.T, name string) string {
+// stateDir is the cluster's state directory if it exists, else "".
+func stateDir(t *testing.T, name string) string {
 	t.Helper()
 	dir, err := cluster.StateDir(name)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); err != nil {
+		return ""
 	}
 	return dir
 }

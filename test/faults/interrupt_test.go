@@ -54,6 +54,11 @@ func TestSIGINTAtRandomMoments(t *testing.T) {
 		}
 		return m
 	}
+	// The runs and the clean-up between them delete testbed-gateway: never
+	// one that was there before.
+	if cs := nodeContainers(t, cname("gateway")); len(cs) > 0 {
+		t.Fatalf("cluster %s exists and this test would delete it: delete it yourself (go run magefile.go cluster:delete gateway) or keep it and skip this test", cname("gateway"))
+	}
 	bin := target(t)
 	clean, interrupted := 0, 0
 	for i := 1; i <= n; i++ {
@@ -127,13 +132,4 @@ func TestSIGINTAtRandomMoments(t *testing.T) {
 		}
 	}
 	fmt.Printf("SIGINT at random moments of e2e:gateway: %d of %d runs left nothing (%d interrupted, %d ended before the signal)\n", clean, n, interrupted, n-interrupted)
-}
-
-// stateDir is the cluster's state directory if it exists, else "".
-func stateDir(t *testing.T, name string) string {
-	dir := clusterStateDir(t, name)
-	if _, err := os.Stat(dir); err == nil {
-		return dir
-	}
-	return ""
 }
