@@ -647,3 +647,32 @@ func TestHurryCutsDiagnosticsNotTeardown(t *testing.T) {
 		t.Errorf("states %v", states)
 	}
 }
+
+// TestProgressLinesComeAsStepsStartAndEnd checks that Options.Progress gets
+// a line when a step starts, before its block is printed, and a line with
+// the state when it ends, and nothing of the step's own output.
+func TestProgressLinesComeAsStepsStartAndEnd(t *testing.T) {
+	t.Parallel()
+	var progress bytes.Buffer
+	var seenAtB string
+	p := &Plan{Name: "progress", Steps: []Step{
+		{Name: "a", Run: func(_ context.Context, w io.Writer) error {
+			fmt.Fprintln(w, "a's own output")
+			return nil
+		}},
+		{Name: "b", Needs: []string{"a"}, Run: func(_ context.Context, w io.Writer) error {
+			seenAtB = progress.String() // while b runs: a ended, b started
+			return errors.New("b broke\nsecond line")
+		}},
+	}}
+	_, err := Run(context.Background(), p, Options{Out: io.Discard, Progress: &progress, Mode: Sequential, Now: (&fakeClock{}).now})
+	if err == nil {
+		t.Fatal("want b's failure")
+	}
+	if want := "▶ a\n✓ a (1s)\n▶ b\n"; seenAtB != want {
+		t.Errorf("progress while b ran:\n%s\nwant:\n%s", seenAtB, want)
+	}
+	if want := "▶ a\n✓ a (1s)\n▶ b\n✗ b (1s): b broke …\n"; progress.String() != want {
+		t.Errorf("progress:\n%s\nwant:\n%s", progress.String(), want)
+	}
+}

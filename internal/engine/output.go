@@ -67,6 +67,8 @@ type printer struct {
 	stop    chan struct{}
 	stopped chan struct{}
 	status  bool // a status line is on screen
+	// progress gets a line per step start and end (Options.Progress).
+	progress io.Writer
 }
 
 func newPrinter(w io.Writer, style Style, now func() time.Time) *printer {
@@ -138,6 +140,9 @@ func (p *printer) begin(name string, at time.Time) io.Writer {
 	defer p.mu.Unlock()
 	p.bufs[name] = b
 	p.started[name] = at
+	if p.progress != nil {
+		fmt.Fprintf(p.progress, "▶ %s\n", name)
+	}
 	switch p.style {
 	case Live:
 		p.redraw()
@@ -157,6 +162,9 @@ func (p *printer) end(name string, st State, d time.Duration, err error) {
 	head := fmt.Sprintf("%s %s (%s)", st.Symbol(), name, fmtDur(d))
 	if st != Done && err != nil {
 		head += ": " + FirstLine(err.Error())
+	}
+	if p.progress != nil {
+		fmt.Fprintln(p.progress, head)
 	}
 	body = strings.TrimRight(body, "\n")
 	if p.style == GitHub {

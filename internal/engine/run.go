@@ -51,6 +51,10 @@ type Options struct {
 	Out io.Writer
 	// Style chooses how output is framed; zero is Plain.
 	Style Style
+	// Progress, when set, receives one line as each step starts ("▶ name")
+	// and one as it ends ("✓ name (1.2s)", or ✗/⊘ with the error's first
+	// line), as they happen: e2e:all shows these while it holds the blocks.
+	Progress io.Writer
 	// Now is the clock; nil is time.Now.
 	Now func() time.Time
 	// FinallyTimeout bounds each finally step (default 5 min): they run
@@ -126,6 +130,7 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 		return nil, err
 	}
 	out := newPrinter(o.Out, o.Style, o.Now)
+	out.progress = o.Progress
 	defer out.close()
 
 	start := o.Now()

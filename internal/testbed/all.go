@@ -119,7 +119,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		t.memo = &buildMemo{}
 	}
 	outcomes := make([]Outcome, len(services))
-	var mu sync.Mutex // t.Out
+	pr := &allPrinter{w: t.Out, github: os.Getenv("GITHUB_ACTIONS") == "true"}
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
 	t0 := time.Now()
@@ -127,10 +127,8 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		g.Go(func() error {
 			var buf bytes.Buffer
 			tb := *t
-			tb.Out = &buf
-			mu.Lock()
-			fmt.Fprintf(t.Out, "▶ %s\n", svc)
-			mu.Unlock()
+			tb.Out, tb.progress, tb.plain = &buf, pr.progress(svc), true
+			pr.line(svc, "▶ start")
 			res, err := tb.Run(gctx, svc, PartsE2E)
 			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Cfg, svc)}
 			if res != nil {
@@ -138,13 +136,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 				o.Setup, o.Suite, _ = suiteTimes(res, svc)
 			}
 			outcomes[i] = o
-			mu.Lock()
-			fmt.Fprintf(t.Out, "┌ %s\n", svc)
-			for _, l := range strings.Split(strings.TrimRight(buf.String(), "\n"), "\n") {
-				fmt.Fprintf(t.Out, "│ %s\n", l)
-			}
-			fmt.Fprintf(t.Out, "└ %s %s (%s)\n", map[bool]string{true: "✓", false: "✗"}[err == nil], svc, o.Total.Round(100*time.Millisecond))
-			mu.Unlock()
+			pr.block(svc, buf.String(), err == nil, o.Total)
 			if err != nil && failFast {
 				return fmt.Errorf("%s: %w", svc, err)
 			}
@@ -164,6 +156,66 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		errs = append(errs, ferr)
 	}
 	return outcomes, errors.Join(errs...)
+}
+
+// allPrinter prints e2e:all as it goes: one line per step of every service
+// as the step starts and ends, prefixed by the service, and each service's
+// whole output in one piece when the service ends (a ::group:: under GitHub
+// Actions), so that parallel services never interleave their blocks.
+type allPrinter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	github bool
+}
+
+// line prints one progress line of a service.
+func (p *allPrinter) line(svc, s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprintf(p.w, "[%s] %s\n", svc, s)
+}
+
+// progress is the writer of a service's step lines (engine.Options.Progress).
+func (p *allPrinter) progress(svc string) io.Writer {
+	return &lineWriter{line: func(s string) { p.line(svc, s) }}
+}
+
+// block prints a service's whole output.
+func (p *allPrinter) block(svc, out string, ok bool, total time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	head := fmt.Sprintf("%s %s (%s)", map[bool]string{true: "✓", false: "✗"}[ok], svc, total.Round(100*time.Millisecond))
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if p.github {
+		fmt.Fprintf(p.w, "::group::%s\n%s\n::endgroup::\n", head, strings.Join(lines, "\n"))
+		return
+	}
+	fmt.Fprintf(p.w, "┌ %s\n", svc)
+	for _, l := range lines {
+		fmt.Fprintf(p.w, "│ %s\n", l)
+	}
+	fmt.Fprintf(p.w, "└ %s\n", head)
+}
+
+// lineWriter calls line for each complete line written to it.
+type lineWriter struct {
+	mu   sync.Mutex
+	part []byte
+	line func(string)
+}
+
+func (w *lineWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.part = append(w.part, b...)
+	for {
+		i := bytes.IndexByte(w.part, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		w.line(string(w.part[:i]))
+		w.part = w.part[i+1:]
+	}
 }
 
 func writeSummary(w io.Writer, outcomes []Outcome, wall time.Duration) {

@@ -33,6 +33,10 @@ type Testbed struct {
 	Commands Commands
 
 	memo *buildMemo // shared by the runs of one process
+	// progress gets a line per step start and end (e2e:all's live view).
+	progress io.Writer
+	// plain frames steps without ::group:: (e2e:all groups whole services).
+	plain bool
 }
 
 // Commands are the command lines (with %s for the service) a message
@@ -73,6 +77,9 @@ func New(root string) (*Testbed, error) {
 // style picks the output framing: GitHub Actions groups, a live status line
 // on a terminal, plain lines otherwise.
 func (t *Testbed) style() engine.Style {
+	if t.plain {
+		return engine.Plain
+	}
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
 		return engine.GitHub
 	}
@@ -91,7 +98,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	}
 	defer r.close()
 	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Cfg.Mode, r.cluster.Name)
-	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Cfg.Mode, Out: t.Out, Style: t.style()})
+	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Cfg.Mode, Out: t.Out, Style: t.style(), Progress: t.progress})
 	if res == nil {
 		return nil, err
 	}
