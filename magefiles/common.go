@@ -27,6 +27,7 @@ func load() (*testbed.Testbed, error) {
 			tb, err := testbed.New(d)
 			if err == nil {
 				tb.Commands = cmdline.Commands
+				tb.StepSummary = os.Getenv("GITHUB_STEP_SUMMARY")
 			}
 			return tb, err
 		}

@@ -32,6 +32,12 @@ type Testbed struct {
 	// advises; the command layer sets it (its own target names).
 	Commands Commands
 
+	// StepSummary, when set, is a Markdown file each run's timeline is
+	// appended to as a mermaid gantt. The command layer sets it from
+	// GITHUB_STEP_SUMMARY; the library never reads that variable, so
+	// testbed's own tests write nothing into a CI job's summary.
+	StepSummary string
+
 	memo *buildMemo // shared by the runs of one process
 	// progress gets a line per step start and end (e2e:all's live view).
 	progress io.Writer
@@ -119,8 +125,8 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 			fmt.Fprintln(t.Out)
 		}
 	}
-	if path := os.Getenv("GITHUB_STEP_SUMMARY"); path != "" {
-		if f, ferr := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
+	if t.StepSummary != "" {
+		if f, ferr := os.OpenFile(t.StepSummary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); ferr == nil {
 			res.WriteMermaid(f)
 			f.Close()
 		}
