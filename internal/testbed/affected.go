@@ -1,0 +1,159 @@
+package testbed
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/testbed-dev/testbed/internal/affected"
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+// Affected lists the services whose environment or suite the changes on
+// HEAD since base (git diff base...HEAD) can change, each with the first
+// changed file that affects it.
+func (t *Testbed) Affected(ctx context.Context, base string) (map[string]affected.Reason, error) {
+	files, err := affected.ChangedFiles(ctx, t.Cfg.Root, base)
+	if err != nil {
+		return nil, &InputError{Err: err}
+	}
+	inputs, err := t.inputs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return affected.Services(inputs, t.Topo.ServiceNames(), files), nil
+}
+
+// WriteAffected writes the affected services as the matrix ci:matrix
+// writes (JSON, to w) and, for people, why each one is in it (to why).
+func (t *Testbed) WriteAffected(ctx context.Context, base string, w, why io.Writer) error {
+	svcs, err := t.Affected(ctx, base)
+	if err != nil {
+		return err
+	}
+	targets := []string{}
+	for _, s := range t.Topo.ServiceNames() {
+		if r, ok := svcs[s]; ok {
+			targets = append(targets, MageTarget(s))
+			fmt.Fprintf(why, "%s: %s (%s)\n", s, r.File, r.What)
+		}
+	}
+	if len(targets) == 0 {
+		fmt.Fprintf(why, "no service is affected by the changes since %s\n", base)
+	}
+	b, err := json.Marshal(map[string][]string{"service": targets})
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(w, string(b))
+	return err
+}
+
+// inputs are what each service is made from, read from the topology and
+// go list, and what every service is made from: the topology, go.mod and
+// go.sum (testbed and every other module come in through them), CI's own
+// files, and, in the repository testbed is developed in, the packages its
+// targets are built from.
+func (t *Testbed) inputs(ctx context.Context) ([]affected.Input, error) {
+	root, topo := t.Cfg.Root, t.Topo
+	rel := func(p string) string {
+		if r, err := filepath.Rel(root, topo.Path(p)); err == nil {
+			return r
+		}
+		return p
+	}
+	topoFile, err := filepath.Rel(root, t.Cfg.Topology)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
+	everything := affected.Input{What: "testbed and what every service is made from", Paths: []affected.Path{
+		affected.File(topoFile), affected.File("go.mod"), affected.File("go.sum"), affected.File("magefile.go"),
+		affected.Tree(".ci"), affected.Tree(".github"),
+	}}
+	inputs := []affected.Input{}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU() + 2)
+	if fi, err := os.Stat(filepath.Join(root, "magefiles")); err == nil && fi.IsDir() {
+		g.Go(func() error {
+			paths, err := affected.GoPackage(gctx, root, "./magefiles", false, nil, "mage")
+			mu.Lock()
+			everything.Paths = append(everything.Paths, paths...)
+			mu.Unlock()
+			return err
+		})
+	}
+	add := func(in affected.Input) {
+		mu.Lock()
+		inputs = append(inputs, in)
+		mu.Unlock()
+	}
+	using := func(has func(*topology.Service) bool) []string {
+		svcs := []string{}
+		for _, name := range topo.ServiceNames() {
+			if has(topo.Services[name]) {
+				svcs = append(svcs, name)
+			}
+		}
+		return svcs
+	}
+	for name, img := range topo.Images {
+		if !img.Built() {
+			continue
+		}
+		svcs := using(func(s *topology.Service) bool {
+			return slices.ContainsFunc(s.Components, func(c string) bool { return slices.Contains(topo.Components[c].Images, name) })
+		})
+		g.Go(func() error {
+			in := affected.Input{What: "image " + name, Services: svcs, Paths: []affected.Path{affected.File(rel(img.Dockerfile))}}
+			if img.Context != "" {
+				in.Paths = append(in.Paths, affected.Tree(rel(img.Context)))
+			}
+			for _, b := range img.Binaries {
+				paths, err := affected.GoPackage(gctx, root, b.Package, false, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH})
+				if err != nil {
+					return fmt.Errorf("image %s: %w", name, err)
+				}
+				in.Paths = append(in.Paths, paths...)
+			}
+			add(in)
+			return nil
+		})
+	}
+	for name, c := range topo.Components {
+		paths, err := affected.Kustomization(root, rel(c.Manifests))
+		if err != nil {
+			return nil, fmt.Errorf("component %s: %w", name, err)
+		}
+		add(affected.Input{What: "manifests of " + name, Paths: paths, Services: using(func(s *topology.Service) bool { return slices.Contains(s.Components, name) })})
+	}
+	for name, s := range topo.Services {
+		if s.Suite == topology.NoSuite {
+			continue
+		}
+		g.Go(func() error {
+			paths, err := affected.GoPackage(gctx, root, s.Suite, true, nil)
+			if err != nil {
+				return fmt.Errorf("suite of %s: %w", name, err)
+			}
+			add(affected.Input{What: "suite of " + name, Paths: paths, Services: []string{name}})
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// Most specific first, for the reasons printed: an image or manifest
+	// before everything.
+	slices.SortFunc(inputs, func(a, b affected.Input) int { return strings.Compare(a.What, b.What) })
+	return append(inputs, everything), nil
+}
