@@ -89,10 +89,16 @@ func TestMatrixListsExactlyTheServicesWithTargets(t *testing.T) {
 // mage runs the targets as the workflow does and returns their stdout.
 func mage(t *testing.T, args ...string) []byte {
 	t.Helper()
+	return mageIn(t, root, args...)
+}
+
+// mageIn runs the targets in the repository at dir.
+func mageIn(t *testing.T, dir string, args ...string) []byte {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", append([]string{"run", "magefile.go"}, args...)...)
-	cmd.Dir = root
+	cmd.Dir = dir
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
