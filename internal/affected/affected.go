@@ -39,7 +39,9 @@ func Tree(name string) Path { return Path{Name: clean(name), Dir: true, Recursiv
 // PackageDir is a Go package's directory, without its subdirectories and,
 // unless tests, without its _test.go files (a package's tests are not built
 // into what imports it).
-func PackageDir(name string, tests bool) Path { return Path{Name: clean(name), Dir: true, Tests: tests} }
+func PackageDir(name string, tests bool) Path {
+	return Path{Name: clean(name), Dir: true, Tests: tests}
+}
 
 func clean(name string) string { return path.Clean(filepath.ToSlash(name)) }
 
