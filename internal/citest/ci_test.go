@@ -22,9 +22,11 @@ import (
 
 const root = "../.."
 
+// TestWorkflowPassesActionlint lints the workflow as `actionlint` does,
+// with shellcheck checking every run: script (.ci/run installs it).
 func TestWorkflowPassesActionlint(t *testing.T) {
 	var out bytes.Buffer
-	l, err := actionlint.NewLinter(&out, &actionlint.LinterOptions{})
+	l, err := actionlint.NewLinter(&out, &actionlint.LinterOptions{Shellcheck: shellcheck(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,19 +110,36 @@ func mageIn(t *testing.T, dir string, args ...string) []byte {
 	return out
 }
 
-// TestActionlintCatchesABrokenWorkflow keeps the check above honest.
+// shellcheck is the path of shellcheck; without it actionlint checks no
+// script, so the test fails rather than pass having checked less.
+func shellcheck(t *testing.T) string {
+	t.Helper()
+	p, err := exec.LookPath("shellcheck")
+	if err != nil {
+		t.Fatalf("shellcheck is not installed (apt-get install shellcheck): actionlint needs it to check the workflow's scripts: %v", err)
+	}
+	return p
+}
+
+// TestActionlintCatchesABrokenWorkflow keeps the check above honest: an
+// undefined matrix value, and a script shellcheck warns about.
 func TestActionlintCatchesABrokenWorkflow(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "bad.yml")
-	bad := "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ matrix.nope }}\n"
-	if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	l, err := actionlint.NewLinter(&bytes.Buffer{}, &actionlint.LinterOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errs, err := l.LintFile(p, nil)
-	if err != nil || len(errs) == 0 {
-		t.Fatalf("a workflow using an undefined matrix value passed (%v)", err)
+	for what, step := range map[string]string{
+		"an undefined matrix value":     "echo ${{ matrix.nope }}",
+		"an unquoted variable (SC2086)": "x=$(date); ls $x",
+	} {
+		bad := "on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: " + step + "\n"
+		if err := os.WriteFile(p, []byte(bad), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := actionlint.NewLinter(&bytes.Buffer{}, &actionlint.LinterOptions{Shellcheck: shellcheck(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs, err := l.LintFile(p, nil)
+		if err != nil || len(errs) == 0 {
+			t.Errorf("a workflow with %s passed (%v)", what, err)
+		}
 	}
 }
