@@ -28,7 +28,7 @@ var Knobs = []Knob{
 	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it)"},
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
 	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
-	{"E2E_POSTGRES_IMAGE", "postgres:16-alpine", "PostgreSQL image"},
+	{"E2E_POSTGRES_IMAGE", "postgres:15-alpine", "PostgreSQL image"},
 	{"E2E_REDIS_IMAGE", "redis:7-alpine", "Redis image"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
