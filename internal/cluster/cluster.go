@@ -131,16 +131,11 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
 		return NotMade, err
 	}
-	cfg := &v1alpha4.Cluster{
-		TypeMeta:   v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
-		Networking: v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
-		Nodes:      []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}},
+	patches, err := writeKubeadmPatches(filepath.Dir(c.Kubeconfig))
+	if err != nil {
+		return NotMade, err
 	}
-	for _, p := range o.Ports {
-		cfg.Nodes[0].ExtraPortMappings = append(cfg.Nodes[0].ExtraPortMappings, v1alpha4.PortMapping{
-			ContainerPort: int32(p.NodePort), HostPort: int32(p.HostPort), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
-		})
-	}
+	cfg := kindConfig(o.Ports, patches)
 	opts := []cluster.CreateOption{
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
@@ -190,6 +185,77 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		return Made, errors.Join(err, c.sweep(context.WithoutCancel(ctx), w))
 	}
 	return Made, os.Chmod(c.Kubeconfig, 0o600)
+}
+
+// kubeadmPatchesDir is where a node finds the kubeadm patches of
+// writeKubeadmPatches (mounted read-only from the cluster's state dir).
+const kubeadmPatchesDir = "/kind/testbed-patches"
+
+// coreDNSPatch makes CoreDNS ready sooner, applied by kubeadm as it
+// creates the Deployment (no rollout after): one replica (a test cluster
+// has one node; the second replica only competed for the two cores), and
+// its readiness probed every second instead of every 10 s.
+const coreDNSPatch = `spec:
+  replicas: 1
+  template:
+    spec:
+      containers:
+      - name: coredns
+        readinessProbe:
+          periodSeconds: 1
+`
+
+// controlPlanePatch keeps a cluster healthy across a pause of its node
+// (docker pause, a suspended laptop): without leader election the
+// controller manager and scheduler have no lease to lose when the clock
+// jumps, and with a node grace period of an hour the node is not tainted
+// unreachable, its pods not evicted, when it comes back. kind merges
+// extraArgs into the kubeadm config of any version.
+const controlPlanePatch = `kind: ClusterConfiguration
+controllerManager:
+  extraArgs:
+    leader-elect: "false"
+    node-monitor-grace-period: "1h"
+scheduler:
+  extraArgs:
+    leader-elect: "false"
+`
+
+// initPatch points kubeadm init at the patches directory.
+const initPatch = `kind: InitConfiguration
+patches:
+  directory: ` + kubeadmPatchesDir + `
+`
+
+// writeKubeadmPatches writes the files of kubeadm's patches directory
+// into the cluster's state dir and returns their directory.
+func writeKubeadmPatches(stateDir string) (string, error) {
+	dir := filepath.Join(stateDir, "kubeadm-patches")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return dir, os.WriteFile(filepath.Join(dir, "corednsdeployment+strategic.yaml"), []byte(coreDNSPatch), 0o644)
+}
+
+// kindConfig is the kind configuration of a testbed cluster: one
+// control-plane node, API server and host ports on 127.0.0.1 only, and
+// the kubeadm patches above (patchesDir is mounted into the node).
+func kindConfig(ports []topology.Port, patchesDir string) *v1alpha4.Cluster {
+	cfg := &v1alpha4.Cluster{
+		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
+		Networking:           v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
+		KubeadmConfigPatches: []string{controlPlanePatch, initPatch},
+		Nodes: []v1alpha4.Node{{
+			Role:        v1alpha4.ControlPlaneRole,
+			ExtraMounts: []v1alpha4.Mount{{HostPath: patchesDir, ContainerPath: kubeadmPatchesDir, Readonly: true}},
+		}},
+	}
+	for _, p := range ports {
+		cfg.Nodes[0].ExtraPortMappings = append(cfg.Nodes[0].ExtraPortMappings, v1alpha4.PortMapping{
+			ContainerPort: int32(p.NodePort), HostPort: int32(p.HostPort), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
+		})
+	}
+	return cfg
 }
 
 // Sweep timing: the cluster is gone once no node container of it has been

@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/errdefs"
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+
+	"github.com/testbed-dev/testbed/internal/images"
+)
+
+// BakedRepo is the repository of node images with images baked in.
+const BakedRepo = "testbed/node"
+
+// Labels of a baked node image: what it was made from.
+const (
+	LabelBakedFrom   = "dev.testbed.baked-from"   // the base node image's ID
+	LabelBakedImages = "dev.testbed.baked-images" // the baked refs, comma-separated
+)
+
+// Baked is a node image derived from a base node image with images already
+// in its containerd, so a cluster made from it needs no load of them.
+type Baked struct {
+	Ref    string   // the node image to create clusters from
+	Images []string // the refs it holds beyond the base's
+	Cached bool     // it existed: nothing was built
+}
+
+// BakeNodeImage returns a node image derived from base with refs imported
+// into its containerd, as `kind build node-image` imports its own images:
+// kind starts nodes with an anonymous volume at /var, which the engine
+// fills from the image's /var. The tag is derived from the base's ID and
+// the refs' IDs, so an image baked earlier from the same inputs is used as
+// it is (one inspect), and a changed base or image gets a new one. refs
+// absent from the engine are left out (the node pulls them, as before).
+func BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	baseImg, err := docker.ImageInspect(ctx, base)
+	if err != nil {
+		return Baked{}, fmt.Errorf("node image %s: %w", base, err)
+	}
+	h := sha256.New()
+	fmt.Fprintf(h, "bake v1\x00%s\x00", baseImg.ID)
+	var have []string
+	for _, ref := range slices.Sorted(slices.Values(refs)) {
+		img, err := docker.ImageInspect(ctx, ref)
+		if errdefs.IsNotFound(err) {
+			fmt.Fprintf(w, "%s is not on this host: not baked, the node will pull it\n", ref)
+			continue
+		}
+		if err != nil {
+			return Baked{}, fmt.Errorf("inspecting %s: %w", ref, err)
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00", ref, img.ID)
+		have = append(have, ref)
+	}
+	if len(have) == 0 {
+		return Baked{Ref: base}, nil
+	}
+	tag := BakedRepo + ":" + hex.EncodeToString(h.Sum(nil))[:12]
+	if _, err := docker.ImageInspect(ctx, tag); err == nil {
+		fmt.Fprintf(w, "cached: %s (%s with %s)\n", tag, base, strings.Join(have, ", "))
+		return Baked{Ref: tag, Images: have, Cached: true}, nil
+	} else if !errdefs.IsNotFound(err) {
+		return Baked{}, fmt.Errorf("inspecting %s: %w", tag, err)
+	}
+	t0 := time.Now()
+	if err := bake(ctx, docker, base, baseImg.Config.Entrypoint, baseImg.ID, have, tag); err != nil {
+		return Baked{}, fmt.Errorf("baking %s into %s: %w", strings.Join(have, ", "), base, err)
+	}
+	fmt.Fprintf(w, "baked: %s (%s with %s) in %s\n", tag, base, strings.Join(have, ", "), time.Since(t0).Round(100*time.Millisecond))
+	return Baked{Ref: tag, Images: have}, nil
+}
+
+// bake runs a container of the base image with containerd, imports the
+// images without unpacking them (containerd unpacks at first use, as for
+// kind's own images), stops containerd and commits the container.
+func bake(ctx context.Context, docker images.Docker, base string, entrypoint []string, baseID string, refs []string, tag string) error {
+	name := fmt.Sprintf("testbed-bake-%d", time.Now().UnixNano())
+	run := func(stdin io.Reader, args ...string) error {
+		var out bytes.Buffer
+		cmd := kindexec.CommandContext(ctx, "docker", args...)
+		if stdin != nil {
+			cmd.SetStdin(stdin)
+		}
+		cmd.SetStdout(&out).SetStderr(&out)
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	}
+	if err := run(nil, "run", "-d", "--name", name, "--entrypoint", "sleep", "--security-opt", "seccomp=unconfined", base, "infinity"); err != nil {
+		return err
+	}
+	defer func() {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		kindexec.CommandContext(rctx, "docker", "rm", "-f", "-v", name).Run()
+	}()
+	if err := run(nil, "exec", "-d", name, "containerd"); err != nil {
+		return err
+	}
+	if err := poll(ctx, 30*time.Second, "containerd to answer", func() bool { return run(nil, "exec", name, "ctr", "version") == nil }); err != nil {
+		return err
+	}
+	rc, err := docker.ImageSave(ctx, refs)
+	if err != nil {
+		return fmt.Errorf("docker save: %w", err)
+	}
+	err = run(rc, "exec", "-i", name, "ctr", "--namespace=k8s.io", "images", "import",
+		"--label=io.cri-containerd.pinned=pinned", "--all-platforms", "--no-unpack", "--digests", "-")
+	rc.Close()
+	if err != nil {
+		return err
+	}
+	if err := run(nil, "exec", name, "pkill", "-x", "containerd"); err != nil {
+		return err
+	}
+	if err := poll(ctx, 30*time.Second, "containerd to stop", func() bool { return run(nil, "exec", name, "pgrep", "-x", "containerd") != nil }); err != nil {
+		return err
+	}
+	ep, err := json.Marshal(entrypoint)
+	if err != nil {
+		return err
+	}
+	return run(nil, "commit",
+		"--change", "ENTRYPOINT "+string(ep),
+		"--change", "CMD []",
+		"--change", fmt.Sprintf("LABEL %s=%q %s=%q", LabelBakedFrom, baseID, LabelBakedImages, strings.Join(refs, ",")),
+		name, tag)
+}
+
+// poll calls cond every 200 ms until it holds, or fails after d.
+func poll(ctx context.Context, d time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("waited %s for %s", d, what)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(ctx.Err(), fmt.Errorf("waiting for %s", what))
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}

@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/testbed-dev/testbed/internal/testenv"
+)
+
+// redisImage is a third-party image to bake: the one testbed's runs use.
+func redisImage(t *testing.T, docker *client.Client) (ref, id string) {
+	t.Helper()
+	ref = os.Getenv("E2E_REDIS_IMAGE")
+	if ref == "" {
+		ref = "redis:7-alpine"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	got, err := docker.ImageInspect(ctx, ref)
+	if err != nil {
+		rc, perr := docker.ImagePull(ctx, ref, image.PullOptions{})
+		if perr != nil {
+			t.Fatalf("%s is neither on the engine (%v) nor pullable (%v)", ref, err, perr)
+		}
+		io.Copy(io.Discard, rc)
+		rc.Close()
+		if got, err = docker.ImageInspect(ctx, ref); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return ref, got.ID
+}
+
+// TestIntegrationBakedNodeImage bakes Redis into a node image, checks that
+// a second bake reuses it, creates a cluster from it and checks that the
+// node already holds Redis (a load imports nothing) and runs it without a
+// pull.
+func TestIntegrationBakedNodeImage(t *testing.T) {
+	docker, nodeImage := testenv.RequireKind(t)
+	ref, id := redisImage(t, docker)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	baked, err := BakeNodeImage(ctx, docker, nodeImage, []string{ref, "testbed/absent:never"}, &out)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	if len(baked.Images) != 1 || baked.Images[0] != ref || !strings.HasPrefix(baked.Ref, BakedRepo+":") {
+		t.Fatalf("baked %+v\n%s", baked, out.String())
+	}
+	if !strings.Contains(out.String(), "testbed/absent:never is not on this host") {
+		t.Errorf("an absent image was not reported:\n%s", out.String())
+	}
+	again, err := BakeNodeImage(ctx, docker, nodeImage, []string{ref}, io.Discard)
+	if err != nil || !again.Cached || again.Ref != baked.Ref {
+		t.Errorf("second bake: %+v, %v; want the first one, cached", again, err)
+	}
+	c, err := Open(NameFor(fmt.Sprintf("bake-%d", time.Now().UnixNano()%100000)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	if _, err := c.Create(ctx, CreateOptions{NodeImage: baked.Ref, Service: "bake"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := c.LoadImage(ctx, docker, ref, id, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "already holds "+ref) || strings.Contains(out.String(), "loaded") {
+		t.Errorf("loading a baked image into the node:\n%s\nwant: already holds %s", out.String(), ref)
+	}
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "baked", Namespace: "default"},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "redis", Image: ref, ImagePullPolicy: corev1.PullNever}}},
+	}
+	if _, err := k.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, 2*time.Minute, "running Redis pod from the baked image", func() (bool, string) {
+		p, err := k.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("phase %s %+v", p.Status.Phase, p.Status.ContainerStatuses)
+	})
+}

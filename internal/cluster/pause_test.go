@@ -1,0 +1,165 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/testbed-dev/testbed/internal/testenv"
+)
+
+// pauseFor is longer than kube-controller-manager's default node grace
+// period (50 s): with the defaults the node is marked unknown and tainted
+// unreachable when the controller manager wakes up.
+const pauseFor = 75 * time.Second
+
+// TestIntegrationClusterSurvivesAPause creates a cluster, checks that the
+// kubeadm patches took (CoreDNS: one replica probed every second), pauses
+// its node longer than the default node grace period, unpauses it, and
+// then requires the node to stay Ready and untainted and a new pod to run.
+func TestIntegrationClusterSurvivesAPause(t *testing.T) {
+	docker, nodeImage := testenv.RequireKind(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	c, err := Open(NameFor(fmt.Sprintf("pause-%d", time.Now().UnixNano()%100000)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "pause"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	created := time.Now()
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Timeout = 10 * time.Second
+	k, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dns, err := k.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := dns.Spec.Replicas; r == nil || *r != 1 {
+		t.Errorf("CoreDNS has %v replicas, want 1 (kubeadm patch)", r)
+	}
+	for _, ct := range dns.Spec.Template.Spec.Containers {
+		if ct.ReadinessProbe == nil || ct.ReadinessProbe.PeriodSeconds != 1 {
+			t.Errorf("CoreDNS container %s: readiness probe %+v, want periodSeconds 1", ct.Name, ct.ReadinessProbe)
+		}
+	}
+	if dns.Generation != 1 {
+		t.Errorf("CoreDNS Deployment generation %d: patched after creation (a rollout), not by kubeadm", dns.Generation)
+	}
+	waitFor(ctx, t, time.Minute, "a ready kube-dns endpoint", func() (bool, string) {
+		slices, err := k.DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kube-dns"})
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, s := range slices.Items {
+			for _, e := range s.Endpoints {
+				if e.Conditions.Ready != nil && *e.Conditions.Ready {
+					return true, ""
+				}
+			}
+		}
+		return false, "no ready endpoint"
+	})
+	t.Logf("kube-dns ready %s after kind returned", time.Since(created).Round(100*time.Millisecond))
+
+	node := c.Name + "-control-plane"
+	if err := docker.ContainerPause(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(pauseFor)
+	if err := docker.ContainerUnpause(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	unpaused := time.Now()
+	waitFor(ctx, t, 30*time.Second, "the API server after the unpause", func() (bool, string) {
+		_, err := k.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		return err == nil, fmt.Sprint(err)
+	})
+	t.Logf("API server answered %s after the unpause", time.Since(unpaused).Round(100*time.Millisecond))
+
+	n, err := k.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pauseImage string
+	for _, img := range n.Status.Images {
+		for _, name := range img.Names {
+			if strings.Contains(name, "/pause:") {
+				pauseImage = name
+			}
+		}
+	}
+	if pauseImage == "" {
+		t.Fatal("the node holds no pause image to run a pod with")
+	}
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "after-pause", Namespace: "default"},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "p", Image: pauseImage, ImagePullPolicy: corev1.PullNever}}},
+	}
+	if _, err := k.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// For 20 s after the unpause (the controller manager sees the lease
+	// clock jump within a few), the node must stay Ready and untainted.
+	var running time.Duration
+	for time.Since(unpaused) < 20*time.Second || running == 0 {
+		if time.Since(unpaused) > time.Minute {
+			t.Fatal("the pod did not run within a minute of the unpause")
+		}
+		n, err := k.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == corev1.TaintNodeUnreachable || taint.Key == corev1.TaintNodeNotReady {
+				t.Fatalf("%s after the unpause the node is tainted %s", time.Since(unpaused).Round(100*time.Millisecond), taint.Key)
+			}
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
+				t.Fatalf("%s after the unpause the node is Ready=%s (%s)", time.Since(unpaused).Round(100*time.Millisecond), cond.Status, cond.Reason)
+			}
+		}
+		p, err := k.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if running == 0 && p.Status.Phase == corev1.PodRunning {
+			running = time.Since(unpaused)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	t.Logf("a new pod ran %s after the unpause", running.Round(100*time.Millisecond))
+}
+
+// waitFor polls cond every 250 ms until it holds, or fails the test after d.
+func waitFor(ctx context.Context, t *testing.T, d time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			t.Fatalf("no %s within %s: %s", what, d, why)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
