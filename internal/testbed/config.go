@@ -28,6 +28,7 @@ var Knobs = []Knob{
 	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it)"},
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
 	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
+	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/node:<hash>), so its clusters start with them; 0 loads them into each cluster"},
 	{"E2E_POSTGRES_IMAGE", "postgres:15-alpine", "PostgreSQL image"},
 	{"E2E_REDIS_IMAGE", "redis:7-alpine", "Redis image"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
@@ -51,6 +52,7 @@ type Config struct {
 	KeepCluster      bool
 	ReuseCluster     bool
 	NodeImage        string
+	Bake             bool
 	Timeout          time.Duration
 	SuiteTimeout     time.Duration
 	Artifacts        string
@@ -64,8 +66,13 @@ type Config struct {
 
 // ConfigFromEnv reads the knobs; root is the repository.
 func ConfigFromEnv(root string) (Config, error) {
-	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE")}
+	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true}
 	var err error
+	if v := os.Getenv("E2E_BAKE"); v != "" {
+		if c.Bake, err = boolVar("E2E_BAKE"); err != nil {
+			return c, err
+		}
+	}
 	if c.Mode, err = engine.ParseMode(os.Getenv("E2E_MODE")); err != nil {
 		return c, fmt.Errorf("E2E_MODE: %w", err)
 	}

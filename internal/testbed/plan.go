@@ -21,6 +21,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 
 	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/cluster"
@@ -73,6 +74,7 @@ type run struct {
 	refs   map[string]string        // image name → reference
 	ids    map[string]string        // image name → image ID
 	objs   map[string][]kube.Object // component name → rendered manifests
+	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
 }
 
 // dockerClient returns the run's Docker client, made on first use. The
@@ -138,6 +140,7 @@ func applyStep(comp string) string  { return "apply " + comp }
 func readyStep(comp string) string  { return "ready " + comp }
 
 const (
+	stepBake      = "bake node image"
 	stepCluster   = "create cluster"
 	stepConnect   = "connect cluster"
 	stepNamespace = "prepare namespace"
@@ -186,7 +189,12 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	clusterStep := stepConnect
 	if parts.Create {
 		clusterStep = stepCluster
-		add(engine.Step{Name: stepCluster, Phase: engine.PhaseCluster, Run: r.create})
+		var needs []string
+		if third := r.thirdParty(imgs); len(third) > 0 && t.Cfg.Bake && parts.Load {
+			needs = append(needs, stepBake)
+			add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
+		}
+		add(engine.Step{Name: stepCluster, Needs: needs, Phase: engine.PhaseCluster, Run: r.create})
 	} else if parts.Load || parts.Deploy {
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
@@ -275,12 +283,67 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 	}
 }
 
+// thirdParty lists the references of the images of imgs not built here.
+func (r *run) thirdParty(imgs []string) []string {
+	var refs []string
+	for _, name := range imgs {
+		if !r.topo.Images[name].Built() {
+			refs = append(refs, r.refs[name])
+		}
+	}
+	return refs
+}
+
+// bake derives the node image with the third-party images in it (built
+// once per content, then reused): the cluster made from it needs no load
+// of them, and their load steps find them on the node at once.
+func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		d, err := r.dockerClient(ctx)
+		if err != nil {
+			return err
+		}
+		base := r.cfg.NodeImage
+		if base == "" {
+			base = defaults.Image
+		}
+		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		_, err = d.ImageInspect(ictx, base)
+		cancel()
+		if errdefs.IsNotFound(err) {
+			fmt.Fprintf(w, "node image %s is not on this host: not baking (kind pulls it; the images are loaded)\n", base)
+			return nil
+		}
+		baked, _, err := r.memo.do(ctx, "bake\x00"+base+"\x00"+strings.Join(refs, "\x00"), func() (images.Built, error) {
+			b, err := cluster.BakeNodeImage(ctx, d, base, refs, w)
+			return images.Built{Ref: b.Ref}, err
+		})
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.node = baked.Ref
+		r.mu.Unlock()
+		return nil
+	}
+}
+
+// nodeImage is the node image the run's cluster is made from.
+func (r *run) nodeImage() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.node != "" {
+		return r.node
+	}
+	return r.cfg.NodeImage
+}
+
 func (r *run) create(ctx context.Context, w io.Writer) error {
 	c, err := cluster.Open(r.cluster.Name, w)
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.cfg.NodeImage, Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
 	if got == cluster.Made {
 		r.made.Store(true)
 	}
