@@ -28,7 +28,17 @@ func (Cluster) Delete(ctx context.Context, service string) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Delete(ctx, service) })
 }
 
-// Prune deletes every cluster testbed made.
+// Prune deletes every cluster testbed made (warm ones too) and the node images it baked.
 func (Cluster) Prune(ctx context.Context) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Prune(ctx) })
+}
+
+// Warm makes n warm clusters of a service ("all": of every service): built, deployed, every component Ready, then paused; e2e:<service> claims one.
+func (Cluster) Warm(ctx context.Context, service string, n int) error {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Warm(ctx, service, n) })
+}
+
+// List lists testbed's clusters: warm, in use, or a run's (kept or reused), with the age of warm ones.
+func (Cluster) List(ctx context.Context) error {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.List(ctx) })
 }

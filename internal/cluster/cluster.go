@@ -5,6 +5,9 @@ package cluster
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +85,9 @@ type CreateOptions struct {
 	Service string
 	// Reuse keeps an existing cluster instead of failing.
 	Reuse bool
+	// AnyHostPorts lets the engine choose the host ports (a warm cluster):
+	// read them with HostPorts.
+	AnyHostPorts bool
 }
 
 // Outcome says what Create did with the cluster: a run deletes at its end
@@ -125,8 +131,10 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		fmt.Fprintf(w, "reusing cluster %s (kubeconfig %s)\n", c.Name, c.Kubeconfig)
 		return Reused, nil
 	}
-	if err := PortsFree(o.Ports, o.Service); err != nil {
-		return NotMade, err
+	if !o.AnyHostPorts {
+		if err := PortsFree(o.Ports, o.Service); err != nil {
+			return NotMade, err
+		}
 	}
 	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
 		return NotMade, err
@@ -135,7 +143,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if err != nil {
 		return NotMade, err
 	}
-	cfg := kindConfig(o.Ports, patches)
+	cfg := kindConfig(o.Ports, o.AnyHostPorts, patches)
 	opts := []cluster.CreateOption{
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
@@ -237,10 +245,21 @@ func writeKubeadmPatches(stateDir string) (string, error) {
 	return dir, os.WriteFile(filepath.Join(dir, "corednsdeployment+strategic.yaml"), []byte(coreDNSPatch), 0o644)
 }
 
+// ConfigHash hashes the kind configuration a cluster of these ports gets
+// (the kubeadm patches included): part of a warm cluster's shape.
+func ConfigHash(ports []topology.Port, anyHostPorts bool) string {
+	b, _ := json.Marshal(struct {
+		Cfg     *v1alpha4.Cluster
+		CoreDNS string
+	}{kindConfig(ports, anyHostPorts, kubeadmPatchesDir), coreDNSPatch})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // kindConfig is the kind configuration of a testbed cluster: one
 // control-plane node, API server and host ports on 127.0.0.1 only, and
 // the kubeadm patches above (patchesDir is mounted into the node).
-func kindConfig(ports []topology.Port, patchesDir string) *v1alpha4.Cluster {
+func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string) *v1alpha4.Cluster {
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Networking:           v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
@@ -251,8 +270,12 @@ func kindConfig(ports []topology.Port, patchesDir string) *v1alpha4.Cluster {
 		}},
 	}
 	for _, p := range ports {
+		host := int32(p.HostPort)
+		if anyHostPorts {
+			host = -1 // the engine picks a free port as it starts the node
+		}
 		cfg.Nodes[0].ExtraPortMappings = append(cfg.Nodes[0].ExtraPortMappings, v1alpha4.PortMapping{
-			ContainerPort: int32(p.NodePort), HostPort: int32(p.HostPort), ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
+			ContainerPort: int32(p.NodePort), HostPort: host, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
 		})
 	}
 	return cfg

@@ -258,3 +258,24 @@ func (c *Client) WaitServiceEndpoint(ctx context.Context, ns, service string, ti
 	}
 	return ready, nil
 }
+
+// WaitAPI waits until the API server answers /readyz (a cluster whose node
+// was just unpaused answers after a second or two).
+func (c *Client) WaitAPI(ctx context.Context, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last error
+	for {
+		rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, last = c.Core.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(rctx)
+		rcancel()
+		if last == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the API server did not answer within %s: %w", timeout, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -31,6 +31,8 @@ var Knobs = []Knob{
 	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/node:<hash>), so its clusters start with them; 0 loads them into each cluster"},
 	{"E2E_POSTGRES_IMAGE", "postgres:15-alpine", "PostgreSQL image"},
 	{"E2E_REDIS_IMAGE", "redis:7-alpine", "Redis image"},
+	{"E2E_WARM", "1", "1 lets e2e:<service> claim a warm cluster made by cluster:warm (when one of the same node image and kind config exists); 0 always creates a fresh cluster"},
+	{"E2E_WARM_MAX_AGE", "24h", "a warm cluster older than this is discarded, not used"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
@@ -53,6 +55,8 @@ type Config struct {
 	ReuseCluster     bool
 	NodeImage        string
 	Bake             bool
+	Warm             bool
+	WarmMaxAge       time.Duration
 	Timeout          time.Duration
 	SuiteTimeout     time.Duration
 	Artifacts        string
@@ -66,11 +70,16 @@ type Config struct {
 
 // ConfigFromEnv reads the knobs; root is the repository.
 func ConfigFromEnv(root string) (Config, error) {
-	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true}
+	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true, Warm: true}
 	var err error
-	if v := os.Getenv("E2E_BAKE"); v != "" {
-		if c.Bake, err = boolVar("E2E_BAKE"); err != nil {
-			return c, err
+	for _, b := range []struct {
+		name string
+		dst  *bool
+	}{{"E2E_BAKE", &c.Bake}, {"E2E_WARM", &c.Warm}} {
+		if os.Getenv(b.name) != "" {
+			if *b.dst, err = boolVar(b.name); err != nil {
+				return c, err
+			}
 		}
 	}
 	if c.Mode, err = engine.ParseMode(os.Getenv("E2E_MODE")); err != nil {
@@ -94,7 +103,7 @@ func ConfigFromEnv(root string) (Config, error) {
 		name string
 		def  time.Duration
 		dst  *time.Duration
-	}{{"E2E_BUILD_TIMEOUT", 15 * time.Minute, &c.BuildTimeout}, {"E2E_TIMEOUT", 5 * time.Minute, &c.Timeout}, {"E2E_SUITE_TIMEOUT", 10 * time.Minute, &c.SuiteTimeout}} {
+	}{{"E2E_BUILD_TIMEOUT", 15 * time.Minute, &c.BuildTimeout}, {"E2E_TIMEOUT", 5 * time.Minute, &c.Timeout}, {"E2E_SUITE_TIMEOUT", 10 * time.Minute, &c.SuiteTimeout}, {"E2E_WARM_MAX_AGE", 24 * time.Hour, &c.WarmMaxAge}} {
 		if *d.dst, err = durationVar(d.name, d.def); err != nil {
 			return c, err
 		}

@@ -3,6 +3,8 @@ package testbed
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -75,6 +77,21 @@ type run struct {
 	ids    map[string]string        // image name → image ID
 	objs   map[string][]kube.Object // component name → rendered manifests
 	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
+	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
+
+	// warming makes a warm cluster: a new name, host ports the engine
+	// chooses, and at the end the nodes paused instead of a suite.
+	warming bool
+}
+
+// hostPort is where the host reaches a node port of the run's cluster.
+func (r *run) hostPort(p topology.Port) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if hp, ok := r.ports[p.NodePort]; ok {
+		return hp
+	}
+	return p.HostPort
 }
 
 // dockerClient returns the run's Docker client, made on first use. The
@@ -150,10 +167,17 @@ const (
 	stepDelete    = "delete cluster"
 	stepCoverDir  = "prepare coverage dir"
 	stepCoverage  = "collect coverage"
+	stepPauseWarm = "pause warm cluster"
 )
 
 // Plan builds the plan of a service for the given parts.
 func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) {
+	return t.plan(service, parts, false)
+}
+
+// plan builds the plan; with warm, the plan of a warm cluster: built,
+// created, loaded, deployed, every component Ready, then paused.
+func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *run, error) {
 	svc, err := t.Topo.Service(service)
 	if err != nil {
 		return nil, nil, &InputError{err}
@@ -166,7 +190,7 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}}
+	r := &run{tb: t, cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
 	importClass := "import:" + cl.Name
 	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
@@ -240,6 +264,9 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 			add(engine.Step{Name: readyStep(comp), Needs: []string{applyStep(comp)}, Phase: engine.PhaseWait, Run: r.ready(comp, c)})
 			gate = append(gate, readyStep(comp))
 		}
+		if warm {
+			add(engine.Step{Name: stepPauseWarm, Needs: gate, Phase: engine.PhaseWait, Run: r.pauseWarm})
+		}
 		if parts.Suite && svc.Suite != topology.NoSuite {
 			if len(svc.Ports) > 0 {
 				add(engine.Step{Name: stepPorts, Needs: gate, Phase: engine.PhaseWait, Run: r.reachPorts})
@@ -257,6 +284,10 @@ func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) 
 	}
 	if parts.Destroy && parts.Create && !t.Cfg.KeepCluster {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: r.deleteIfMade})
+	}
+	if warm {
+		// A warm cluster that did not get Ready is no use to anyone.
+		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, OnFailure: true, Run: r.deleteIfMade})
 	}
 	if err := p.Validate(); err != nil {
 		return nil, nil, &InputError{err}
@@ -339,11 +370,25 @@ func (r *run) nodeImage() string {
 }
 
 func (r *run) create(ctx context.Context, w io.Writer) error {
-	c, err := cluster.Open(r.cluster.Name, w)
+	if !r.warming && r.cfg.Warm && !r.cfg.ReuseCluster && !r.cfg.KeepCluster {
+		if ok, err := r.claimWarm(ctx, w); ok || err != nil {
+			return err
+		}
+	}
+	name := r.cluster.Name
+	if r.warming {
+		name = cluster.WarmName(r.name)
+	}
+	c, err := cluster.Open(name, w)
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming}, w)
+	if r.warming {
+		r.mu.Lock()
+		r.cluster = c
+		r.mu.Unlock()
+	}
 	if got == cluster.Made {
 		r.made.Store(true)
 	}
@@ -353,6 +398,116 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	if got == cluster.Made {
 		fmt.Fprintf(w, "created cluster %s; kubeconfig %s\n", c.Name, c.Kubeconfig)
 	}
+	if r.warming {
+		return r.readHostPorts(ctx, c)
+	}
+	return nil
+}
+
+func (r *run) readHostPorts(ctx context.Context, c *cluster.Cluster) error {
+	ports, err := c.HostPorts(ctx)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.ports = ports
+	r.mu.Unlock()
+	return nil
+}
+
+// shape hashes what a warm cluster must have been made from to serve this
+// run: the node image (by ID: a rebuilt or re-baked one differs), the kind
+// config, the namespace. What the run can bring up to date (images,
+// manifests) is not in it.
+func (r *run) shape(ctx context.Context) (string, error) {
+	d, err := r.dockerClient(ctx)
+	if err != nil {
+		return "", err
+	}
+	node := r.nodeImage()
+	if node == "" {
+		node = defaults.Image
+	}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	img, err := d.ImageInspect(ictx, node)
+	if err != nil {
+		return "", fmt.Errorf("node image %s: %w", node, err)
+	}
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true), r.topo.Namespace, r.name}, "\x00")))
+	return hex.EncodeToString(sum[:12]), nil
+}
+
+// claimWarm claims the oldest warm cluster of the run's shape, unpauses it
+// and makes it the run's cluster (deleted at the end, as one it made).
+// Warm clusters of another shape or older than E2E_WARM_MAX_AGE are
+// discarded. ok is false when there is none: the run creates one.
+func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
+	warm, err := cluster.ListWarm(r.name)
+	if err != nil || len(warm) == 0 {
+		return false, err
+	}
+	shape, err := r.shape(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, wc := range warm {
+		if wc.Claimed {
+			continue
+		}
+		c, err := cluster.Claim(wc.Name)
+		if errors.Is(err, cluster.ErrClaimed) {
+			continue // another run took it
+		}
+		if err != nil {
+			return false, err
+		}
+		if age := time.Since(wc.Made); wc.Shape != shape || age > r.cfg.WarmMaxAge {
+			why := "its node image or kind config differ from this run's"
+			if wc.Shape == shape {
+				why = fmt.Sprintf("warmed %s ago, more than E2E_WARM_MAX_AGE=%s", age.Round(time.Second), r.cfg.WarmMaxAge)
+			}
+			fmt.Fprintf(w, "discarding warm cluster %s: %s\n", wc.Name, why)
+			if err := c.Delete(context.WithoutCancel(ctx), w); err != nil {
+				fmt.Fprintf(w, "deleting %s: %v\n", wc.Name, err)
+			}
+			continue
+		}
+		r.mu.Lock()
+		r.cluster = c
+		r.mu.Unlock()
+		r.made.Store(true) // the run deletes it: a warm cluster serves one run
+		t0 := time.Now()
+		if err := c.Unpause(ctx); err != nil {
+			return true, err
+		}
+		if err := r.readHostPorts(ctx, c); err != nil {
+			return true, err
+		}
+		k, err := r.kubeClient()
+		if err != nil {
+			return true, err
+		}
+		if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
+			return true, fmt.Errorf("warm cluster %s after the unpause: %w", c.Name, err)
+		}
+		fmt.Fprintf(w, "claimed warm cluster %s (warmed %s ago); API answered %s after the unpause\n",
+			c.Name, time.Since(wc.Made).Round(time.Second), time.Since(t0).Round(100*time.Millisecond))
+		return true, nil
+	}
+	return false, nil
+}
+
+// pauseWarm records the run's cluster as warm and pauses its nodes.
+func (r *run) pauseWarm(ctx context.Context, w io.Writer) error {
+	shape, err := r.shape(ctx)
+	if err != nil {
+		return err
+	}
+	if err := r.cluster.MarkWarm(ctx, r.name, shape); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "warm cluster %s paused (shape %s)\n", r.cluster.Name, shape)
 	return nil
 }
 
@@ -456,20 +611,21 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 	client := &http.Client{Timeout: 2 * time.Second}
 	t0 := time.Now()
 	for _, p := range r.svc.Ports {
-		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", p.HostPort)
+		hp := r.hostPort(p)
+		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", hp)
 		var last error
 		for {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			resp, err := client.Do(req)
 			if err == nil {
 				resp.Body.Close()
-				fmt.Fprintf(w, "127.0.0.1:%d (%s) answered %d after %s\n", p.HostPort, p.Name, resp.StatusCode, time.Since(t0).Round(100*time.Millisecond))
+				fmt.Fprintf(w, "127.0.0.1:%d (%s) answered %d after %s\n", hp, p.Name, resp.StatusCode, time.Since(t0).Round(100*time.Millisecond))
 				break
 			}
 			last = err
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("127.0.0.1:%d (%s, NodePort %d) does not answer: %v", p.HostPort, p.Name, p.NodePort, last)
+				return fmt.Errorf("127.0.0.1:%d (%s, NodePort %d) does not answer: %v", hp, p.Name, p.NodePort, last)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
@@ -567,7 +723,7 @@ func (r *run) SuiteEnv() []string {
 		suiteenv.NamespaceVar + "=" + r.topo.Namespace,
 	}
 	for _, p := range r.svc.Ports {
-		env = append(env, fmt.Sprintf("%s=http://127.0.0.1:%d", suiteenv.URLVar(p.Name), p.HostPort))
+		env = append(env, fmt.Sprintf("%s=http://127.0.0.1:%d", suiteenv.URLVar(p.Name), r.hostPort(p)))
 	}
 	return env
 }

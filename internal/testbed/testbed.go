@@ -184,6 +184,7 @@ func (t *Testbed) Prune(ctx context.Context) error {
 	if len(names) == 0 {
 		fmt.Fprintln(t.Out, "no testbed clusters")
 	}
+	errs = append(errs, t.pruneBaked(ctx))
 	return errors.Join(errs...)
 }
 

@@ -1,0 +1,192 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	kindexec "sigs.k8s.io/kind/pkg/exec"
+)
+
+// A warm cluster is made ahead of a run (cluster, images, every component
+// Ready), then its node is paused; a run claims it, unpauses it and uses
+// it once, then deletes it. Its record lives in the cluster's state dir.
+const (
+	warmFile  = "warm.json"
+	claimFile = "claimed"
+	warmInfix = "-warm-"
+)
+
+// Warm is the record of a warm cluster.
+type Warm struct {
+	Name    string    `json:"name"`
+	Service string    `json:"service"`
+	// Shape hashes what the cluster was made from and a run cannot change
+	// on it: the node image's ID, the kind config, the topology's
+	// namespace. A run uses only a warm cluster of its own shape.
+	Shape string    `json:"shape"`
+	Made  time.Time `json:"made"`
+	// Claimed is set when a run has claimed it (it is in use).
+	Claimed bool `json:"-"`
+}
+
+// WarmName is a new name for a warm cluster of service.
+func WarmName(service string) string {
+	b := make([]byte, 3)
+	rand.Read(b)
+	return NameFor(service) + warmInfix + hex.EncodeToString(b)
+}
+
+// IsWarmName reports whether name is a warm cluster's name, and of which
+// service.
+func IsWarmName(name string) (service string, ok bool) {
+	rest, ok := strings.CutPrefix(name, Prefix)
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndex(rest, warmInfix)
+	if i < 0 {
+		return "", false
+	}
+	return rest[:i], true
+}
+
+// MarkWarm records the cluster as warm and pauses its nodes.
+func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
+	if err := RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now()}); err != nil {
+		return err
+	}
+	return c.nodesDo(ctx, "pause")
+}
+
+// RecordWarm writes a warm cluster's record into its state dir.
+func RecordWarm(w Warm) error {
+	dir, err := StateDir(w.Name)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(w)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, warmFile), b, 0o600)
+}
+
+// Unpause resumes the cluster's paused nodes.
+func (c *Cluster) Unpause(ctx context.Context) error { return c.nodesDo(ctx, "unpause") }
+
+func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	args := []string{verb}
+	for _, n := range ns {
+		args = append(args, n.String())
+	}
+	if out, err := kindexec.Output(kindexec.CommandContext(ctx, "docker", args...)); err != nil {
+		return fmt.Errorf("docker %s %s: %w: %s", verb, c.Name, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// ListWarm lists the warm clusters of service ("" for every service),
+// oldest first, claimed ones included.
+func ListWarm(service string) ([]Warm, error) {
+	dir, err := StateDir("")
+	if err != nil {
+		return nil, err
+	}
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []Warm
+	for _, e := range entries {
+		svc, ok := IsWarmName(e.Name())
+		if !ok || (service != "" && svc != service) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), warmFile))
+		if err != nil {
+			continue // being made, or being deleted
+		}
+		var w Warm
+		if json.Unmarshal(b, &w) != nil || w.Name != e.Name() {
+			continue
+		}
+		_, err = os.Stat(filepath.Join(dir, e.Name(), claimFile))
+		w.Claimed = err == nil
+		out = append(out, w)
+	}
+	slices.SortFunc(out, func(a, b Warm) int { return a.Made.Compare(b.Made) })
+	return out, nil
+}
+
+// ErrClaimed is returned by Claim when another process claimed it first.
+var ErrClaimed = errors.New("already claimed")
+
+// Claim takes the warm cluster for this process: the claim file is
+// created with O_EXCL, so of two processes claiming at once exactly one
+// succeeds; the other gets ErrClaimed.
+func Claim(name string) (*Cluster, error) {
+	c, err := Open(name, nil)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(filepath.Dir(c.Kubeconfig), claimFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("warm cluster %s: %w", name, ErrClaimed)
+	}
+	if err != nil {
+		return nil, err
+	}
+	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	return c, errors.Join(err, f.Close())
+}
+
+// HostPorts maps each node port published on the control-plane node to
+// its port on the host: a warm cluster's host ports are chosen by the
+// engine, so that warm clusters of one service and its fresh cluster
+// never compete for a port.
+func (c *Cluster) HostPorts(ctx context.Context) (map[int]int, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := kindexec.Output(kindexec.CommandContext(ctx, "docker", "port", c.Name+"-control-plane"))
+	if err != nil {
+		return nil, fmt.Errorf("docker port %s-control-plane: %w", c.Name, err)
+	}
+	ports := map[int]int{}
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		// 30080/tcp -> 127.0.0.1:32771
+		from, to, ok := strings.Cut(l, " -> ")
+		if !ok {
+			continue
+		}
+		np, err1 := strconv.Atoi(strings.TrimSuffix(from, "/tcp"))
+		_, hp, _ := strings.Cut(to, ":")
+		hpn, err2 := strconv.Atoi(hp)
+		if err1 == nil && err2 == nil {
+			ports[np] = hpn
+		}
+	}
+	return ports, nil
+}

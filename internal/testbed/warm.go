@@ -1,0 +1,145 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/internal/images"
+)
+
+// PartsWarm are the parts of a warm cluster: everything up to the suite.
+var PartsWarm = Parts{Build: true, Create: true, Load: true, Deploy: true}
+
+// Warm makes n warm clusters of service ("all": n of every service), as
+// many at once as e2e:all runs: each is built, created, loaded, deployed
+// until every component is Ready, then its node is paused. A run of the
+// service then claims one (E2E_WARM=1) instead of creating a cluster.
+func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
+	services := []string{service}
+	if service == "all" {
+		services = t.Topo.ServiceNames()
+	} else if _, err := t.Topo.Service(service); err != nil {
+		return &InputError{err}
+	}
+	if n < 1 {
+		return &InputError{fmt.Errorf("%d warm clusters: ask for at least 1", n)}
+	}
+	if t.memo == nil {
+		t.memo = &buildMemo{}
+	}
+	parallel := t.Cfg.Parallel
+	if parallel < 1 {
+		parallel = DefaultParallel()
+	}
+	pr := &allPrinter{w: t.Out}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
+	var mu sync.Mutex
+	var errs []error
+	for _, svc := range services {
+		for i := range n {
+			label := fmt.Sprintf("%s#%d", svc, i+1)
+			g.Go(func() error {
+				var buf bytes.Buffer
+				tb := *t
+				tb.Out, tb.progress, tb.plain = &buf, pr.progress(label), true
+				p, r, err := tb.plan(svc, PartsWarm, true)
+				if err != nil {
+					return err
+				}
+				defer r.close()
+				pr.line(label, "▶ start")
+				res, err := engine.Run(gctx, p, engine.Options{Mode: t.Cfg.Mode, Out: &buf, Style: engine.Plain, Progress: tb.progress})
+				var total time.Duration
+				if res != nil {
+					total = res.Total
+				}
+				if err == nil {
+					fmt.Fprintf(&buf, "warm cluster %s of %s is ready and paused\n", r.cluster.Name, svc)
+				}
+				pr.block(label, buf.String(), err == nil, total)
+				if err != nil {
+					mu.Lock()
+					errs = append(errs, fmt.Errorf("%s: %w", label, firstLineErr(err)))
+					mu.Unlock()
+				}
+				return nil
+			})
+		}
+	}
+	return errors.Join(append(errs, g.Wait())...)
+}
+
+// List prints the clusters testbed made: warm (paused, ready to be
+// claimed), in use (claimed by a run), or other (a run's, kept or reused).
+func (t *Testbed) List(ctx context.Context) error {
+	names, err := cluster.List(ctx)
+	if err != nil {
+		return err
+	}
+	warm, err := cluster.ListWarm("")
+	if err != nil {
+		return err
+	}
+	byName := map[string]cluster.Warm{}
+	for _, w := range warm {
+		byName[w.Name] = w
+	}
+	tw := tabwriter.NewWriter(t.Out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "cluster\tservice\tstate\tage")
+	for _, n := range names {
+		svc, isWarm := cluster.IsWarmName(n)
+		state, age := "running (a run's, kept or reused)", "-"
+		if !isWarm {
+			svc = strings.TrimPrefix(n, cluster.Prefix)
+		} else if w, ok := byName[n]; ok {
+			state, age = "warm (paused)", time.Since(w.Made).Round(time.Second).String()
+			if w.Claimed {
+				state = "in use (claimed by a run)"
+			}
+		} else {
+			state = "being warmed"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n, svc, state, age)
+	}
+	if len(names) == 0 {
+		fmt.Fprintln(tw, "(none)")
+	}
+	return tw.Flush()
+}
+
+// pruneBaked removes the node images testbed baked (testbed/node:*).
+func (t *Testbed) pruneBaked(ctx context.Context) error {
+	d, err := images.NewDocker(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	imgs, err := d.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", cluster.BakedRepo))})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, img := range imgs {
+		if _, err := d.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(t.Out, "removed baked node image %s\n", strings.Join(img.RepoTags, ", "))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,92 @@
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/testenv"
+	"github.com/testbed-dev/testbed/internal/topology"
+)
+
+// TestStaleWarmClusterIsNotUsed: a warm cluster made from another node
+// image or kind config (its shape differs), or older than
+// E2E_WARM_MAX_AGE, is discarded (its state removed, the cluster deleted)
+// and not claimed; and the shape does change with the node image and
+// with the kind config.
+func TestStaleWarmClusterIsNotUsed(t *testing.T) {
+	_, nodeImage := testenv.RequireKind(t)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	service := fmt.Sprintf("itest-stale-%d", time.Now().UnixNano()%100000)
+	dir := rerunFixture(t, service)
+	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	tb := &Testbed{Cfg: Config{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1}, Topo: topo, Out: &out}
+	_, r, err := tb.plan(service, PartsE2E, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	shape, err := r.shape(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		what  string
+		shape string
+		made  time.Time
+		why   string
+	}{
+		{"another node image or kind config", "0123456789abcdef01234567", time.Now(), "its node image or kind config differ"},
+		{"too old", shape, time.Now().Add(-2 * time.Hour), "more than E2E_WARM_MAX_AGE=1h0m0s"},
+	} {
+		out.Reset()
+		name := cluster.WarmName(service)
+		if err := cluster.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: tt.shape, Made: tt.made}); err != nil {
+			t.Fatal(err)
+		}
+		ok, err := r.claimWarm(ctx, &out)
+		if ok || err != nil {
+			t.Errorf("%s: claimed=%v, %v; want neither claimed nor failed\n%s", tt.what, ok, err, out.String())
+		}
+		if !strings.Contains(out.String(), "discarding warm cluster "+name+": ") || !strings.Contains(out.String(), tt.why) {
+			t.Errorf("%s: output %q, want it discarded because %s", tt.what, out.String(), tt.why)
+		}
+		if left, _ := cluster.ListWarm(service); len(left) != 0 {
+			t.Errorf("%s: still listed after the discard: %+v", tt.what, left)
+		}
+		if r.cluster.Name != cluster.NameFor(service) || r.made.Load() {
+			t.Errorf("%s: the run took the stale cluster %s (made=%v)", tt.what, r.cluster.Name, r.made.Load())
+		}
+	}
+
+	// The shape follows the node image: another image, another shape.
+	other := os.Getenv("E2E_REDIS_IMAGE")
+	if other == "" {
+		other = "redis:7-alpine"
+	}
+	if _, err := r.docker.ImageInspect(ctx, other); err == nil {
+		r.node = other
+		if s2, err := r.shape(ctx); err != nil || s2 == shape {
+			t.Errorf("the shape does not change with the node image (%s vs %s): %v", s2, shape, err)
+		}
+		r.node = ""
+	} else {
+		t.Fatalf("no second image to compare shapes with: %v", err)
+	}
+	// And the kind config: other ports, another config.
+	if cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30080}}, true) == cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30081}}, true) {
+		t.Error("the kind config hash ignores the ports")
+	}
+}
