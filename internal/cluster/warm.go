@@ -29,8 +29,8 @@ const (
 
 // Warm is the record of a warm cluster.
 type Warm struct {
-	Name    string    `json:"name"`
-	Service string    `json:"service"`
+	Name    string `json:"name"`
+	Service string `json:"service"`
 	// Shape hashes what the cluster was made from and a run cannot change
 	// on it: the node image's ID, the kind config, the topology's
 	// namespace. A run uses only a warm cluster of its own shape.
