@@ -16,6 +16,7 @@ import (
 	"github.com/docker/docker/errdefs"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 
+	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
@@ -103,11 +104,14 @@ func bake(ctx context.Context, docker images.Docker, base string, entrypoint []s
 	if err := run(nil, "run", "-d", "--name", name, "--entrypoint", "sleep", "--security-opt", "seccomp=unconfined", base, "infinity"); err != nil {
 		return err
 	}
-	defer func() {
+	remove := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		kindexec.CommandContext(rctx, "docker", "rm", "-f", "-v", name).Run()
-	}()
+	}
+	// A process that exits at once (a second Ctrl-C) skips the defers.
+	defer atexit.Register(remove)()
+	defer remove()
 	if err := run(nil, "exec", "-d", name, "containerd"); err != nil {
 		return err
 	}
