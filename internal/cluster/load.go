@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/distribution/reference"
 	"io"
 	"regexp"
 	"strings"
@@ -121,4 +122,57 @@ func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) 
 		return "", err
 	}
 	return v.Status.ID, nil
+}
+
+// ImageIDs maps each image reference every node holds (normalized, as
+// docker.io/library/redis:7-alpine) to its ID: one crictl call per node,
+// so that a run's loads of what the nodes already hold (a warm or baked
+// cluster) cost nothing more.
+func (c *Cluster) ImageIDs(ctx context.Context) (map[string]string, error) {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var common map[string]string
+	for _, n := range ns {
+		var out bytes.Buffer
+		if err := n.CommandContext(ctx, "crictl", "images", "-o", "json").SetStdout(&out).Run(); err != nil {
+			return nil, fmt.Errorf("crictl images on %s: %w", n, err)
+		}
+		var v struct {
+			Images []struct {
+				ID       string   `json:"id"`
+				RepoTags []string `json:"repoTags"`
+			} `json:"images"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+			return nil, fmt.Errorf("crictl images on %s: %w", n, err)
+		}
+		ids := map[string]string{}
+		for _, img := range v.Images {
+			for _, t := range img.RepoTags {
+				ids[t] = img.ID
+			}
+		}
+		if common == nil {
+			common = ids
+			continue
+		}
+		for ref, id := range common {
+			if ids[ref] != id {
+				delete(common, ref)
+			}
+		}
+	}
+	return common, nil
+}
+
+// NormalizeRef is ref as containerd names it: docker.io/library/redis:7.
+func NormalizeRef(ref string) string {
+	if n, err := reference.ParseNormalizedNamed(ref); err == nil {
+		return reference.TagNameOnly(n).String()
+	}
+	return ref
 }

@@ -78,6 +78,7 @@ type run struct {
 	objs   map[string][]kube.Object // component name → rendered manifests
 	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
 	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
+	held   map[string]string        // image ref → ID the cluster's nodes held at the first load
 
 	// warming makes a warm cluster: a new name, host ports the engine
 	// chooses, and at the end the nodes paused instead of a suite.
@@ -555,8 +556,32 @@ func (r *run) load(name string) func(context.Context, io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if held, err := r.heldImages(ctx, c); err == nil && held[cluster.NormalizeRef(ref)] == id {
+			fmt.Fprintf(w, "%s: already holds %s (%s)\n", c.Name, ref, images.ShortID(id))
+			return nil
+		}
 		return c.LoadImage(ctx, d, ref, id, w)
 	}
+}
+
+// heldImages lists, once per run, the images the cluster's nodes hold:
+// on a warm or baked cluster most loads then find their image there
+// without asking the node each time.
+func (r *run) heldImages(ctx context.Context, c *cluster.Cluster) (map[string]string, error) {
+	r.mu.Lock()
+	held := r.held
+	r.mu.Unlock()
+	if held != nil {
+		return held, nil
+	}
+	held, err := c.ImageIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	r.held = held
+	r.mu.Unlock()
+	return held, nil
 }
 
 func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
