@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -99,10 +100,20 @@ func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
 	for _, n := range ns {
 		args = append(args, n.String())
 	}
-	if out, err := kindexec.Output(kindexec.CommandContext(ctx, "docker", args...)); err != nil {
-		return fmt.Errorf("docker %s %s: %w: %s", verb, c.Name, err, strings.TrimSpace(string(out)))
+	// runc can fail to freeze a busy container ("unable to freeze": a
+	// process of the node was mid-fork; seen when two clusters paused at
+	// once): try again a few times.
+	for attempt := 1; ; attempt++ {
+		var out bytes.Buffer
+		err := kindexec.CommandContext(ctx, "docker", args...).SetStdout(&out).SetStderr(&out).Run()
+		if err == nil {
+			return nil
+		}
+		if attempt == 5 || ctx.Err() != nil {
+			return fmt.Errorf("docker %s %s (%d attempts): %w: %s", verb, c.Name, attempt, err, strings.TrimSpace(out.String()))
+		}
+		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 	}
-	return nil
 }
 
 // ListWarm lists the warm clusters of service ("" for every service),
