@@ -1,7 +1,6 @@
 package testbed
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -775,7 +774,7 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
 	cmd.Dir = r.cfg.Root
 	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE", "GOTMPDIR="+tmp)
-	count := &ranCounter{}
+	count := newRanCounter()
 	out := io.MultiWriter(w, count)
 	cmd.Stdout, cmd.Stderr = out, out
 	// The suite runs in its own process group. On Ctrl-C the whole group
@@ -806,34 +805,32 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 // ran: Ginkgo's "Ran N of M Specs", go test's "no tests to run" and
 // "[no test files]".
 type ranCounter struct {
+	lineWriter
 	mu      sync.Mutex
-	partial []byte
 	specs   []int // N of each "Ran N of M Specs"
 	noTests string
 }
 
 var ranSpecs = regexp.MustCompile(`^Ran (\d+) of \d+ Specs?\b`)
 
-func (c *ranCounter) Write(p []byte) (int, error) {
+func newRanCounter() *ranCounter {
+	c := &ranCounter{}
+	c.lineWriter.line = c.see
+	return c
+}
+
+// see reads one line of the suite's output.
+func (c *ranCounter) see(line string) {
+	line = strings.TrimSpace(line)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.partial = append(c.partial, p...)
-	for {
-		i := bytes.IndexByte(c.partial, '\n')
-		if i < 0 {
-			break
-		}
-		line := strings.TrimSpace(string(c.partial[:i]))
-		c.partial = c.partial[i+1:]
-		if m := ranSpecs.FindStringSubmatch(line); m != nil {
-			n, _ := strconv.Atoi(m[1])
-			c.specs = append(c.specs, n)
-		}
-		if strings.Contains(line, "no tests to run") || strings.HasSuffix(line, "[no test files]") {
-			c.noTests = line
-		}
+	if m := ranSpecs.FindStringSubmatch(line); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		c.specs = append(c.specs, n)
 	}
-	return len(p), nil
+	if strings.Contains(line, "no tests to run") || strings.HasSuffix(line, "[no test files]") {
+		c.noTests = line
+	}
 }
 
 // empty says why the suite ran nothing, or "" when it ran something.

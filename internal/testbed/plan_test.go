@@ -305,7 +305,7 @@ func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
 		{"plain go test", "=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := &ranCounter{}
+			c := newRanCounter()
 			// Written in odd pieces, as a pipe hands them over.
 			for i := 0; i < len(tc.out); i += 7 {
 				c.Write([]byte(tc.out[i:min(i+7, len(tc.out))]))
