@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,7 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	t.Logf("kube-dns ready %s after kind returned", time.Since(created).Round(100*time.Millisecond))
 
 	node := c.Name + "-control-plane"
+	restarts := controlPlaneRestarts(ctx, t, k)
 	if err := docker.ContainerPause(ctx, node); err != nil {
 		t.Fatal(err)
 	}
@@ -110,15 +112,19 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "after-pause", Namespace: "default"},
-		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "p", Image: pauseImage, ImagePullPolicy: corev1.PullNever}}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "p", Image: pauseImage, ImagePullPolicy: corev1.PullNever}}},
 	}
 	if _, err := k.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// For 20 s after the unpause (the controller manager sees the lease
-	// clock jump within a few), the node must stay Ready and untainted.
+	// For 30 s after the unpause (the controller manager sees the lease
+	// clock jump within seconds), the node must never be marked
+	// unreachable (the node lifecycle controller's verdict, which the
+	// grace period prevents; the kubelet may report itself not ready for
+	// a moment as its own checks catch up), and the new pod must run.
 	var running time.Duration
-	for time.Since(unpaused) < 20*time.Second || running == 0 {
+	notReady := ""
+	for time.Since(unpaused) < 30*time.Second || running == 0 {
 		if time.Since(unpaused) > time.Minute {
 			t.Fatal("the pod did not run within a minute of the unpause")
 		}
@@ -127,13 +133,16 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, taint := range n.Spec.Taints {
-			if taint.Key == corev1.TaintNodeUnreachable || taint.Key == corev1.TaintNodeNotReady {
+			if taint.Key == corev1.TaintNodeUnreachable {
 				t.Fatalf("%s after the unpause the node is tainted %s", time.Since(unpaused).Round(100*time.Millisecond), taint.Key)
 			}
 		}
 		for _, cond := range n.Status.Conditions {
-			if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
-				t.Fatalf("%s after the unpause the node is Ready=%s (%s)", time.Since(unpaused).Round(100*time.Millisecond), cond.Status, cond.Reason)
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionUnknown {
+				t.Fatalf("%s after the unpause the node's readiness is Unknown (%s): the controller manager gave up on it", time.Since(unpaused).Round(100*time.Millisecond), cond.Reason)
+			}
+			if cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionFalse && notReady == "" {
+				notReady = fmt.Sprintf("%s after the unpause the kubelet reported NotReady (%s: %s)", time.Since(unpaused).Round(100*time.Millisecond), cond.Reason, cond.Message)
 			}
 		}
 		p, err := k.CoreV1().Pods("default").Get(ctx, pod.Name, metav1.GetOptions{})
@@ -145,7 +154,35 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	if notReady != "" {
+		t.Log(notReady)
+	}
 	t.Logf("a new pod ran %s after the unpause", running.Round(100*time.Millisecond))
+	if after := controlPlaneRestarts(ctx, t, k); !maps.Equal(after, restarts) {
+		t.Errorf("control-plane containers restarted across the pause (restarts %v → %v): a liveness probe failed", restarts, after)
+	}
+}
+
+// controlPlaneRestarts sums the restarts of kube-controller-manager and
+// kube-scheduler: a failed liveness probe after the clock jump restarts them.
+func controlPlaneRestarts(ctx context.Context, t *testing.T, k kubernetes.Interface) map[string]int32 {
+	t.Helper()
+	pods, err := k.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "tier=control-plane"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int32{}
+	for _, p := range pods.Items {
+		for _, cs := range p.Status.ContainerStatuses {
+			if cs.Name == "kube-controller-manager" || cs.Name == "kube-scheduler" {
+				out[cs.Name] += cs.RestartCount
+			}
+		}
+	}
+	if len(out) != 2 {
+		t.Fatalf("found %v of kube-controller-manager and kube-scheduler", out)
+	}
+	return out
 }
 
 // waitFor polls cond every 250 ms until it holds, or fails the test after d.
