@@ -112,7 +112,7 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	}
 	pod := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "after-pause", Namespace: "default"},
-		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "p", Image: pauseImage, ImagePullPolicy: corev1.PullNever}}},
+		Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "p", Image: pauseImage, ImagePullPolicy: corev1.PullNever}}},
 	}
 	if _, err := k.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
