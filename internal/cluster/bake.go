@@ -43,11 +43,16 @@ type Baked struct {
 // fills from the image's /var. The tag is derived from the base's ID and
 // the refs' IDs, so an image baked earlier from the same inputs is used as
 // it is (one inspect), and a changed base or image gets a new one. refs
-// absent from the engine are left out (the node pulls them, as before).
+// absent from the engine are left out (the node pulls them, as before);
+// with the base absent, nothing is baked (kind pulls the base).
 func BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	baseImg, err := docker.ImageInspect(ctx, base)
+	if errdefs.IsNotFound(err) {
+		fmt.Fprintf(w, "node image %s is not on this host: not baking (kind pulls it; the images are loaded)\n", base)
+		return Baked{Ref: base}, nil
+	}
 	if err != nil {
 		return Baked{}, fmt.Errorf("node image %s: %w", base, err)
 	}

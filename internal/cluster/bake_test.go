@@ -63,6 +63,11 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 	if !strings.Contains(out.String(), "testbed/absent:never is not on this host") {
 		t.Errorf("an absent image was not reported:\n%s", out.String())
 	}
+	out.Reset()
+	absent, err := BakeNodeImage(ctx, docker, "testbed/absent-node:never", []string{ref}, &out)
+	if err != nil || absent.Ref != "testbed/absent-node:never" || len(absent.Images) != 0 || !strings.Contains(out.String(), "not baking") {
+		t.Errorf("baking into an absent node image: %+v, %v, %q; want the base as it is, nothing baked", absent, err, out.String())
+	}
 	again, err := BakeNodeImage(ctx, docker, nodeImage, []string{ref}, io.Discard)
 	if err != nil || !again.Cached || again.Ref != baked.Ref {
 		t.Errorf("second bake: %+v, %v; want the first one, cached", again, err)

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/distribution/reference"
 	"io"
 	"regexp"
 	"strings"
 	"time"
 
+	"github.com/distribution/reference"
 	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 

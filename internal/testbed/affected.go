@@ -110,9 +110,7 @@ func (t *Testbed) inputs(ctx context.Context) ([]affected.Input, error) {
 		if !img.Built() {
 			continue
 		}
-		svcs := using(func(s *topology.Service) bool {
-			return slices.ContainsFunc(s.Components, func(c string) bool { return slices.Contains(topo.Components[c].Images, name) })
-		})
+		svcs := using(func(s *topology.Service) bool { return slices.Contains(topo.ImagesOf(s), name) })
 		g.Go(func() error {
 			in := affected.Input{What: "image " + name, Services: svcs, Paths: []affected.Path{affected.File(rel(img.Dockerfile))}}
 			if img.Context != "" {

@@ -119,7 +119,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		t.memo = &buildMemo{}
 	}
 	outcomes := make([]Outcome, len(services))
-	pr := &allPrinter{w: t.Out, github: os.Getenv("GITHUB_ACTIONS") == "true"}
+	pr := newAllPrinter(t.Out)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
 	t0 := time.Now()
@@ -166,6 +166,11 @@ type allPrinter struct {
 	mu     sync.Mutex
 	w      io.Writer
 	github bool
+}
+
+// newAllPrinter frames services as groups under GitHub Actions.
+func newAllPrinter(w io.Writer) *allPrinter {
+	return &allPrinter{w: w, github: os.Getenv("GITHUB_ACTIONS") == "true"}
 }
 
 // line prints one progress line of a service.

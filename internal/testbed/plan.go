@@ -334,17 +334,7 @@ func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
 		if err != nil {
 			return err
 		}
-		base := r.cfg.NodeImage
-		if base == "" {
-			base = defaults.Image
-		}
-		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err = d.ImageInspect(ictx, base)
-		cancel()
-		if errdefs.IsNotFound(err) {
-			fmt.Fprintf(w, "node image %s is not on this host: not baking (kind pulls it; the images are loaded)\n", base)
-			return nil
-		}
+		base := r.baseNodeImage()
 		baked, _, err := r.memo.do(ctx, "bake\x00"+base+"\x00"+strings.Join(refs, "\x00"), func() (images.Built, error) {
 			b, err := cluster.BakeNodeImage(ctx, d, base, refs, w)
 			return images.Built{Ref: b.Ref}, err
@@ -359,14 +349,23 @@ func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
 	}
 }
 
-// nodeImage is the node image the run's cluster is made from.
+// baseNodeImage is E2E_NODE_IMAGE, or kind's default.
+func (r *run) baseNodeImage() string {
+	if r.cfg.NodeImage != "" {
+		return r.cfg.NodeImage
+	}
+	return defaults.Image
+}
+
+// nodeImage is the node image the run's cluster is made from: the baked
+// one, or the base.
 func (r *run) nodeImage() string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.node != "" {
 		return r.node
 	}
-	return r.cfg.NodeImage
+	return r.baseNodeImage()
 }
 
 func (r *run) create(ctx context.Context, w io.Writer) error {
@@ -425,9 +424,6 @@ func (r *run) shape(ctx context.Context) (string, error) {
 		return "", err
 	}
 	node := r.nodeImage()
-	if node == "" {
-		node = defaults.Image
-	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	img, err := d.ImageInspect(ictx, node)

@@ -43,7 +43,7 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 	if parallel < 1 {
 		parallel = DefaultParallel()
 	}
-	pr := &allPrinter{w: t.Out}
+	pr := newAllPrinter(t.Out)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(parallel)
 	var mu sync.Mutex
