@@ -16,8 +16,8 @@ import (
 
 	"github.com/rhysd/actionlint"
 
-	"github.com/testbed-dev/testbed/internal/testbed"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 const root = "../.."

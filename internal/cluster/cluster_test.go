@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 func TestPortInUseFailsAtOnceNamingPortAndService(t *testing.T) {

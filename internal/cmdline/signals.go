@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/testbed-dev/testbed"
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/atexit"
-	"github.com/testbed-dev/testbed/internal/engine"
-	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
 // Exit codes of the targets: a failure is 1, bad input 2, an interrupt 130

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/testbed-dev/testbed"
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/atexit"
-	"github.com/testbed-dev/testbed/internal/engine"
-	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
 // TestCatchInterruptTakesOverFromALaterHandler registers a handler the way

@@ -28,7 +28,7 @@ import (
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
 
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // InputsLabel holds the hash of everything that went into an image; an

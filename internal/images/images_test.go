@@ -16,7 +16,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 func TestReadBuildStreamReportsErrorInsideStream(t *testing.T) {

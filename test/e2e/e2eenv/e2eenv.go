@@ -22,7 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/testbed-dev/testbed/internal/suiteenv"
+	"github.com/testbed-dev/testbed/suiteenv"
 	"github.com/testbed-dev/testbed/test/platform/controller"
 	"github.com/testbed-dev/testbed/test/platform/pipeline"
 )

@@ -1,13 +1,11 @@
-//go:build mage
-
-package main
+package targets
 
 import (
 	"context"
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/testbed-dev/testbed/internal/testbed"
+	"github.com/testbed-dev/testbed"
 )
 
 // Build builds images.

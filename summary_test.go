@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestStepSummaryOnlyWhereTheCommandLayerSaysSo runs a build-only plan with
@@ -34,7 +34,7 @@ func TestStepSummaryOnlyWhereTheCommandLayerSaysSo(t *testing.T) {
 	run := func(summary string) {
 		t.Helper()
 		var out bytes.Buffer
-		tb := &Testbed{Cfg: Config{Root: ".", BuildConcurrency: 1, BuildTimeout: 5 * time.Minute, Artifacts: t.TempDir()},
+		tb := &Testbed{Opts: Options{Root: ".", BuildConcurrency: 1, BuildTimeout: 5 * time.Minute, Artifacts: t.TempDir()},
 			Topo: topo, Out: &out, StepSummary: summary}
 		if _, err := tb.Run(ctx, service, PartsBuild); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())

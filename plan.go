@@ -24,13 +24,13 @@ import (
 	"github.com/docker/docker/errdefs"
 	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
-	"github.com/testbed-dev/testbed/internal/suiteenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/suiteenv"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // Parts selects which parts of an E2E environment a plan covers.
@@ -58,7 +58,7 @@ const PasswordSecret = "postgresql-credentials"
 // run is the state the steps of one plan share.
 type run struct {
 	tb      *Testbed
-	cfg     Config
+	cfg     Options
 	memo    *buildMemo
 	topo    *topology.Topology
 	name    string
@@ -190,22 +190,22 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Cfg, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
+	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
 	importClass := "import:" + cl.Name
-	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Cfg.BuildConcurrency, importClass: 1}}
+	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
 
 	imgs := t.Topo.ImagesOf(svc)
 	// built reports whether this run builds (and loads) an image: not when
 	// the images come from a registry.
-	built := func(name string) bool { return t.Topo.Images[name].Built() && t.Cfg.Registry == "" }
+	built := func(name string) bool { return t.Topo.Images[name].Built() && t.Opts.Registry == "" }
 	for _, name := range imgs {
 		img := t.Topo.Images[name]
 		switch {
 		case !img.Built():
 			r.refs[name] = images.ThirdParty(img)
-		case t.Cfg.Registry != "":
-			r.refs[name] = t.Cfg.Registry + "/" + name + ":" + t.Cfg.Tag
+		case t.Opts.Registry != "":
+			r.refs[name] = t.Opts.Registry + "/" + name + ":" + t.Opts.Tag
 		case parts.Build:
 			add(engine.Step{Name: buildStep(name), Class: "build", Phase: engine.PhaseBuild, Run: r.build(name, img)})
 		}
@@ -214,7 +214,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if parts.Create {
 		clusterStep = stepCluster
 		var needs []string
-		if third := r.thirdParty(imgs); len(third) > 0 && t.Cfg.Bake && parts.Load {
+		if third := r.thirdParty(imgs); len(third) > 0 && t.Opts.Bake && parts.Load {
 			needs = append(needs, stepBake)
 			add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
 		}
@@ -236,7 +236,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if parts.Deploy {
 		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
 		add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
-		if t.Cfg.Coverage {
+		if t.Opts.Coverage {
 			add(engine.Step{Name: stepCoverDir, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareCoverDir})
 		}
 		var gate []string
@@ -249,7 +249,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 				} else if built(img) && parts.Build {
 					needs = append(needs, buildStep(img))
 				}
-				if t.Cfg.Coverage && built(img) && !slices.Contains(needs, stepCoverDir) {
+				if t.Opts.Coverage && built(img) && !slices.Contains(needs, stepCoverDir) {
 					needs = append(needs, stepCoverDir)
 				}
 			}
@@ -278,11 +278,11 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if parts.Create || parts.Deploy {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDiagnose, OnFailure: true, Run: r.diagnose})
 	}
-	if parts.Deploy && t.Cfg.Coverage {
+	if parts.Deploy && t.Opts.Coverage {
 		// After the diagnostics: flushing stops the pods whose logs they keep.
 		p.Finally = append(p.Finally, engine.Step{Name: stepCoverage, Run: r.collectCoverage})
 	}
-	if parts.Destroy && parts.Create && !t.Cfg.KeepCluster {
+	if parts.Destroy && parts.Create && !t.Opts.KeepCluster {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: r.deleteIfMade})
 	}
 	if warm {
@@ -843,7 +843,7 @@ func (c *ranCounter) empty() string {
 }
 
 // artifacts is where a service's timelines, diagnostics and coverage go.
-func artifacts(cfg Config, service string) string { return filepath.Join(cfg.Artifacts, service) }
+func artifacts(cfg Options, service string) string { return filepath.Join(cfg.Artifacts, service) }
 
 func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 	ok, err := r.cluster.Exists(ctx)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/kube"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // coverMount is where pods see the node's coverage directory.

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/engine"
 )
 
 func TestReadmeListsEveryKnob(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,7 +27,7 @@ func TestConfigFromEnv(t *testing.T) {
 	t.Setenv("E2E_BUILD_CONCURRENCY", "2")
 	t.Setenv("E2E_KEEP_CLUSTER", "1")
 	t.Setenv("E2E_TIMEOUT", "90s")
-	c, err := ConfigFromEnv("/repo")
+	c, err := OptionsFromEnv("/repo")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func TestConfigRejectsBadValues(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(tt.name, tt.value)
-			_, err := ConfigFromEnv("/repo")
+			_, err := OptionsFromEnv("/repo")
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("got %v, want %q", err, tt.want)
 			}
@@ -55,16 +55,16 @@ func TestConfigRejectsBadValues(t *testing.T) {
 
 func TestConfigRegistryNeedsBothAndExcludesCoverage(t *testing.T) {
 	t.Setenv("IMAGE_REGISTRY", "registry.example.com/team/")
-	if _, err := ConfigFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "set both") {
+	if _, err := OptionsFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "set both") {
 		t.Errorf("IMAGE_REGISTRY without IMAGE_TAG: %v", err)
 	}
 	t.Setenv("IMAGE_TAG", "v1")
-	c, err := ConfigFromEnv("/repo")
+	c, err := OptionsFromEnv("/repo")
 	if err != nil || c.Registry != "registry.example.com/team" || c.Tag != "v1" {
 		t.Errorf("config %+v, %v", c, err)
 	}
 	t.Setenv("E2E_COVERAGE", "1")
-	if _, err := ConfigFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "E2E_COVERAGE") {
+	if _, err := OptionsFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "E2E_COVERAGE") {
 		t.Errorf("coverage with registry images: %v", err)
 	}
 }

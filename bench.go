@@ -11,10 +11,10 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/kube"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // BenchDeploy measures deploy-and-wait of a service's stack in each mode on
@@ -45,7 +45,7 @@ func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error 
 				return fmt.Errorf("resetting namespace %s: %w", t.Topo.Namespace, err)
 			}
 			tb := *t
-			tb.Cfg.Mode = m
+			tb.Opts.Mode = m
 			tb.Out = io.Discard
 			res, err := tb.Run(ctx, service, PartsDeploy)
 			if err != nil {
@@ -105,7 +105,7 @@ const BenchTopology = "deploy/bench/topology.yaml"
 func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	tb := *t
 	if _, ok := t.Topo.Services[service]; !ok {
-		if bt, err := topology.Load(filepath.Join(t.Cfg.Root, BenchTopology), t.Cfg.Root); err == nil && bt.Services[service] != nil {
+		if bt, err := topology.Load(filepath.Join(t.Opts.Root, BenchTopology), t.Opts.Root); err == nil && bt.Services[service] != nil {
 			tb.Topo = bt
 		}
 	}
@@ -114,7 +114,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	}
 	quiet := tb
 	quiet.Out = io.Discard
-	quiet.Cfg.Warm = false // a fresh cluster per run: warm clusters are the column of their own
+	quiet.Opts.Warm = false // a fresh cluster per run: warm clusters are the column of their own
 	if _, err := quiet.Run(ctx, service, PartsBuild); err != nil {
 		return fmt.Errorf("warm-up build: %w", err)
 	}
@@ -126,11 +126,11 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	for i := range n {
 		for _, m := range modes {
 			run := quiet
-			run.Cfg.Mode, run.Cfg.KeepCluster, run.Cfg.ReuseCluster = m, false, false
+			run.Opts.Mode, run.Opts.KeepCluster, run.Opts.ReuseCluster = m, false, false
 			var out bytes.Buffer
 			run.Out = &out
 			res, err := run.Run(ctx, service, setup)
-			dir := filepath.Join(t.Cfg.Artifacts, service, "bench", fmt.Sprintf("%s-%d", m, i+1))
+			dir := filepath.Join(t.Opts.Artifacts, service, "bench", fmt.Sprintf("%s-%d", m, i+1))
 			if res != nil {
 				if _, serr := res.Save(dir); serr == nil {
 					_ = os.WriteFile(filepath.Join(dir, "output.txt"), out.Bytes(), 0o644)
@@ -153,7 +153,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 			return fmt.Errorf("run %d, warming: %w", i+1, err)
 		}
 		run := quiet
-		run.Cfg.Mode, run.Cfg.Warm = engine.Dataflow, true
+		run.Opts.Mode, run.Opts.Warm = engine.Dataflow, true
 		res, err := run.Run(ctx, service, setup)
 		if err != nil {
 			return fmt.Errorf("run %d, warm: %w", i+1, err)
@@ -165,7 +165,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	fmt.Fprintf(t.Out, "warm cluster claimed (dataflow): median %s, min %s, max %s, %.2f × dataflow on a fresh cluster\n",
 		median(warm).Round(100*time.Millisecond), slices.Min(warm).Round(100*time.Millisecond), slices.Max(warm).Round(100*time.Millisecond),
 		float64(median(warm))/float64(median(times[engine.Dataflow])))
-	fmt.Fprintf(t.Out, "timelines: %s\n", filepath.Join(t.Cfg.Artifacts, service, "bench"))
+	fmt.Fprintf(t.Out, "timelines: %s\n", filepath.Join(t.Opts.Artifacts, service, "bench"))
 	return nil
 }
 
@@ -181,7 +181,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(artifacts(t.Cfg, service), "soak")
+	dir := filepath.Join(artifacts(t.Opts, service), "soak")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -198,7 +198,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 		}
 		tb := *t
 		tb.Out = f
-		tb.Cfg.Warm = false // a fresh cluster each
+		tb.Opts.Warm = false // a fresh cluster each
 		t0 := time.Now()
 		res, err := tb.Run(ctx, service, PartsE2E)
 		f.Close()
@@ -220,7 +220,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 		if err == nil {
 			totals = append(totals, total)
 		}
-		if ok, _ := c.Exists(context.WithoutCancel(ctx)); ok && !t.Cfg.KeepCluster {
+		if ok, _ := c.Exists(context.WithoutCancel(ctx)); ok && !t.Opts.KeepCluster {
 			failed = append(failed, fmt.Sprintf("run %d left cluster %s", i, cluster.NameFor(service)))
 			line += "  (cluster left behind)"
 		}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/mattn/go-isatty"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/engine"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // TopologyFile is the topology's default path inside the repository
@@ -23,7 +23,7 @@ const TopologyFile = "deploy/topology.yaml"
 
 // Testbed is the configured platform.
 type Testbed struct {
-	Cfg  Config
+	Opts Options
 	Topo *topology.Topology
 	// Out receives the run's output (stderr by default).
 	Out io.Writer
@@ -67,17 +67,20 @@ func (t *Testbed) hint(err error, service string) error {
 	return fmt.Errorf("%w\n  run: %s", err, fmt.Sprintf(cmd, service))
 }
 
-// New reads the knobs and the topology of the repository at root.
-func New(root string) (*Testbed, error) {
-	cfg, err := ConfigFromEnv(root)
+// New returns a Testbed of the topology with the options. It reads no
+// environment variable: a command layer fills opts with OptionsFromEnv.
+func New(topo *topology.Topology, opts Options) *Testbed {
+	return &Testbed{Opts: opts, Topo: topo, Out: os.Stderr, memo: &buildMemo{}}
+}
+
+// Load returns a Testbed of the topology file opts.Topology names, its
+// paths relative to opts.Root. Its errors are bad input (ErrInput).
+func Load(opts Options) (*Testbed, error) {
+	topo, err := topology.Load(opts.Topology, opts.Root)
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	topo, err := topology.Load(cfg.Topology, root)
-	if err != nil {
-		return nil, &InputError{err}
-	}
-	return &Testbed{Cfg: cfg, Topo: topo, Out: os.Stderr, memo: &buildMemo{}}, nil
+	return New(topo, opts), nil
 }
 
 // style picks the output framing: GitHub Actions groups, a live status line
@@ -103,8 +106,8 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		return nil, err
 	}
 	defer r.close()
-	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Cfg.Mode, r.cluster.Name)
-	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Cfg.Mode, Out: t.Out, Style: t.style(), Progress: t.progress})
+	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
+	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: t.Out, Style: t.style(), Progress: t.progress})
 	if res == nil {
 		return nil, err
 	}

@@ -17,7 +17,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
@@ -130,7 +130,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 			tb.Out, tb.progress, tb.plain = &buf, pr.progress(svc), true
 			pr.line(svc, "▶ start")
 			res, err := tb.Run(gctx, svc, PartsE2E)
-			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Cfg, svc)}
+			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
 			if res != nil {
 				o.Total = res.Total
 				o.Setup, o.Suite, _ = suiteTimes(res, svc)

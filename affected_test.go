@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/testbed-dev/testbed/internal/affected"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestAffectedOnTheReferencePlatform computes what every service of this
@@ -17,7 +17,7 @@ import (
 // sets are written out by hand from the topology: which components use an
 // image, which services use a component.
 func TestAffectedOnTheReferencePlatform(t *testing.T) {
-	root, err := filepath.Abs("../..")
+	root, err := filepath.Abs(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestAffectedOnTheReferencePlatform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := &Testbed{Cfg: Config{Root: root, Topology: filepath.Join(root, TopologyFile)}, Topo: topo}
+	tb := &Testbed{Opts: Options{Root: root, Topology: filepath.Join(root, TopologyFile)}, Topo: topo}
 	inputs, err := tb.inputs(context.Background())
 	if err != nil {
 		t.Fatal(err)

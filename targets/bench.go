@@ -1,6 +1,4 @@
-//go:build mage
-
-package main
+package targets
 
 import (
 	"context"
@@ -9,8 +7,8 @@ import (
 
 	"github.com/magefile/mage/mg"
 
+	"github.com/testbed-dev/testbed"
 	"github.com/testbed-dev/testbed/internal/cmdline"
-	"github.com/testbed-dev/testbed/internal/testbed"
 )
 
 // Bench measures setups side by side.

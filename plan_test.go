@@ -14,15 +14,15 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/kube"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
-func testbedForTest(t *testing.T, cfg Config) *Testbed {
+func testbedForTest(t *testing.T, cfg Options) *Testbed {
 	t.Helper()
-	root := filepath.Join("..", "..")
+	root := "."
 	topo, err := topology.Load(filepath.Join(root, TopologyFile), root)
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,7 @@ func testbedForTest(t *testing.T, cfg Config) *Testbed {
 	if cfg.BuildConcurrency == 0 {
 		cfg.BuildConcurrency = 1
 	}
-	return &Testbed{Cfg: cfg, Topo: topo}
+	return &Testbed{Opts: cfg, Topo: topo}
 }
 
 // fixture is a Testbed over the topology of testdata/<name>.
@@ -41,7 +41,7 @@ func fixture(t *testing.T, name string) *Testbed {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Testbed{Cfg: Config{BuildConcurrency: 1}, Topo: topo}
+	return &Testbed{Opts: Options{BuildConcurrency: 1}, Topo: topo}
 }
 
 func needsOf(p *engine.Plan, name string) []string {
@@ -54,7 +54,7 @@ func needsOf(p *engine.Plan, name string) []string {
 }
 
 func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
-	tb := testbedForTest(t, Config{})
+	tb := testbedForTest(t, Options{})
 	p, _, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
@@ -82,7 +82,7 @@ func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 }
 
 func TestKeepClusterDropsTeardown(t *testing.T) {
-	tb := testbedForTest(t, Config{KeepCluster: true})
+	tb := testbedForTest(t, Options{KeepCluster: true})
 	p, _, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +95,7 @@ func TestKeepClusterDropsTeardown(t *testing.T) {
 }
 
 func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
-	tb := testbedForTest(t, Config{})
+	tb := testbedForTest(t, Options{})
 	p, _, err := tb.Plan("datastorage", PartsDeploy)
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
 }
 
 func TestUnknownService(t *testing.T) {
-	tb := testbedForTest(t, Config{})
+	tb := testbedForTest(t, Options{})
 	if _, _, err := tb.Plan("nope", PartsE2E); err == nil {
 		t.Fatal("an unknown service made a plan")
 	}
@@ -146,7 +146,7 @@ func stepNames(p *engine.Plan) (steps, finally []string) {
 }
 
 func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
-	tb := testbedForTest(t, Config{Registry: "registry.example.com/team", Tag: "v1.2.3"})
+	tb := testbedForTest(t, Options{Registry: "registry.example.com/team", Tag: "v1.2.3"})
 	p, r, err := tb.Plan("gateway", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
@@ -244,7 +244,7 @@ func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
 		}
 	}()
 	t.Setenv("DOCKER_HOST", "tcp://"+l.Addr().String())
-	tb := testbedForTest(t, Config{})
+	tb := testbedForTest(t, Options{})
 	_, r, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
@@ -274,7 +274,7 @@ func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
 }
 
 func TestCoveragePlanPreparesTheNodeAndFlushesBeforeTeardown(t *testing.T) {
-	tb := testbedForTest(t, Config{Coverage: true})
+	tb := testbedForTest(t, Options{Coverage: true})
 	p, _, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestStaleWarmClusterIsNotUsed: a warm cluster made from another node
@@ -30,7 +30,7 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	tb := &Testbed{Cfg: Config{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1}, Topo: topo, Out: &out}
+	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1}, Topo: topo, Out: &out}
 	_, r, err := tb.plan(service, PartsE2E, false)
 	if err != nil {
 		t.Fatal(err)

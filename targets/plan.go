@@ -1,6 +1,4 @@
-//go:build mage
-
-package main
+package targets
 
 import (
 	"context"
@@ -8,7 +6,7 @@ import (
 
 	"github.com/magefile/mage/mg"
 
-	"github.com/testbed-dev/testbed/internal/testbed"
+	"github.com/testbed-dev/testbed"
 )
 
 // Plan shows the plans testbed runs.

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/testbed-dev/testbed/internal/engine"
+	"github.com/testbed-dev/testbed/engine"
 )
 
 // Knob is one environment variable testbed reads.
@@ -44,8 +44,10 @@ var Knobs = []Knob{
 	{"IMAGE_TAG", "(none)", "the tag of the registry's images (IMAGE_REGISTRY)"},
 }
 
-// Config is the knobs, read once.
-type Config struct {
+// Options configure a Testbed. OptionsFromEnv fills them from the
+// environment variables of Knobs, for command layers; a program may set
+// them itself.
+type Options struct {
 	Root             string
 	Mode             engine.Mode
 	BuildConcurrency int
@@ -68,9 +70,9 @@ type Config struct {
 	Tag              string // IMAGE_TAG
 }
 
-// ConfigFromEnv reads the knobs; root is the repository.
-func ConfigFromEnv(root string) (Config, error) {
-	c := Config{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true, Warm: true}
+// OptionsFromEnv reads the knobs; root is the repository.
+func OptionsFromEnv(root string) (Options, error) {
+	c := Options{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true, Warm: true}
 	var err error
 	for _, b := range []struct {
 		name string

@@ -9,7 +9,7 @@ import (
 
 func TestRepositoryTopologyIsValid(t *testing.T) {
 	t.Parallel()
-	root := filepath.Join("..", "..")
+	root := ".."
 	topo, err := Load(filepath.Join(root, "deploy", "topology.yaml"), root)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +133,7 @@ func TestANinthServiceNeedsOnlyTopologyManifestsAndSuite(t *testing.T) {
 
 func TestBenchTopologyIsValid(t *testing.T) {
 	t.Parallel()
-	root := filepath.Join("..", "..")
+	root := ".."
 	if _, err := Load(filepath.Join(root, "deploy", "bench", "topology.yaml"), root); err != nil {
 		t.Fatal(err)
 	}

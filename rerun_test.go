@@ -17,7 +17,7 @@ import (
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // rerunFixture writes a two-component platform: front needs back, each its
@@ -111,7 +111,7 @@ func TestIntegrationIncrementalRerun(t *testing.T) {
 	run := func(t *testing.T) string {
 		t.Helper()
 		var out bytes.Buffer
-		tb := &Testbed{Cfg: Config{Root: ".", BuildConcurrency: 1, ReuseCluster: true, KeepCluster: true, NodeImage: nodeImage,
+		tb := &Testbed{Opts: Options{Root: ".", BuildConcurrency: 1, ReuseCluster: true, KeepCluster: true, NodeImage: nodeImage,
 			Timeout: 2 * time.Minute, BuildTimeout: 5 * time.Minute, Artifacts: t.TempDir()}, Topo: topo, Out: &out}
 		if _, err := tb.Run(ctx, service, parts); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())

@@ -14,8 +14,8 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
@@ -39,7 +39,7 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 	if t.memo == nil {
 		t.memo = &buildMemo{}
 	}
-	parallel := t.Cfg.Parallel
+	parallel := t.Opts.Parallel
 	if parallel < 1 {
 		parallel = DefaultParallel()
 	}
@@ -61,7 +61,7 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 				}
 				defer r.close()
 				pr.line(label, "▶ start")
-				res, err := engine.Run(gctx, p, engine.Options{Mode: t.Cfg.Mode, Out: &buf, Style: engine.Plain, Progress: tb.progress})
+				res, err := engine.Run(gctx, p, engine.Options{Mode: t.Opts.Mode, Out: &buf, Style: engine.Plain, Progress: tb.progress})
 				var total time.Duration
 				if res != nil {
 					total = res.Total

@@ -15,14 +15,14 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/testbed-dev/testbed/internal/affected"
-	"github.com/testbed-dev/testbed/internal/topology"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // Affected lists the services whose environment or suite the changes on
 // HEAD since base (git diff base...HEAD) can change, each with the first
 // changed file that affects it.
 func (t *Testbed) Affected(ctx context.Context, base string) (map[string]affected.Reason, error) {
-	files, err := affected.ChangedFiles(ctx, t.Cfg.Root, base)
+	files, err := affected.ChangedFiles(ctx, t.Opts.Root, base)
 	if err != nil {
 		return nil, &InputError{Err: err}
 	}
@@ -64,14 +64,14 @@ func (t *Testbed) WriteAffected(ctx context.Context, base string, w, why io.Writ
 // files, and, in the repository testbed is developed in, the packages its
 // targets are built from.
 func (t *Testbed) inputs(ctx context.Context) ([]affected.Input, error) {
-	root, topo := t.Cfg.Root, t.Topo
+	root, topo := t.Opts.Root, t.Topo
 	rel := func(p string) string {
 		if r, err := filepath.Rel(root, topo.Path(p)); err == nil {
 			return r
 		}
 		return p
 	}
-	topoFile, err := filepath.Rel(root, t.Cfg.Topology)
+	topoFile, err := filepath.Rel(root, t.Opts.Topology)
 	if err != nil {
 		return nil, err
 	}

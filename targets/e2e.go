@@ -1,0 +1,25 @@
+package targets
+
+import (
+	"context"
+
+	"github.com/magefile/mage/mg"
+
+	"github.com/testbed-dev/testbed"
+)
+
+// E2e runs a service's E2E suite in a fresh environment.
+type E2e mg.Namespace
+
+// All runs every service's E2E, E2E_PARALLEL clusters at once, each image built once; a summary table at the end, non-zero exit if any failed.
+func (E2e) All(ctx context.Context) error {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error {
+		_, err := tb.All(ctx, tb.Opts.Parallel, tb.Opts.FailFast)
+		return err
+	})
+}
+
+// Run runs the E2E of any service of the topology (E2E_TOPOLOGY picks another topology file): e2e:run <service>.
+func (E2e) Run(ctx context.Context, service string) error {
+	return run(ctx, service, testbed.PartsE2E)
+}
