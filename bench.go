@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/engine"
-	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/topology"
 )
@@ -25,7 +24,7 @@ func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error 
 	if _, err := t.Topo.Service(service); err != nil {
 		return &InputError{err}
 	}
-	c, err := cluster.Open(cluster.NameFor(service), io.Discard)
+	c, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
 	if err != nil {
 		return err
 	}
@@ -177,7 +176,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 	if _, err := t.Topo.Service(service); err != nil {
 		return &InputError{err}
 	}
-	c, err := cluster.Open(cluster.NameFor(service), io.Discard)
+	c, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
 	if err != nil {
 		return err
 	}
@@ -221,7 +220,7 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 			totals = append(totals, total)
 		}
 		if ok, _ := c.Exists(context.WithoutCancel(ctx)); ok && !t.Opts.KeepCluster {
-			failed = append(failed, fmt.Sprintf("run %d left cluster %s", i, cluster.NameFor(service)))
+			failed = append(failed, fmt.Sprintf("run %d left cluster %s", i, t.scope().NameFor(service)))
 			line += "  (cluster left behind)"
 		}
 		fmt.Fprintln(t.Out, line)

@@ -29,8 +29,6 @@ var Knobs = []Knob{
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
 	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
 	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/node:<hash>), so its clusters start with them; 0 loads them into each cluster"},
-	{"E2E_POSTGRES_IMAGE", "postgres:15-alpine", "PostgreSQL image"},
-	{"E2E_REDIS_IMAGE", "redis:7-alpine", "Redis image"},
 	{"E2E_WARM", "1", "1 lets e2e:<service> claim a warm cluster made by cluster:warm (when one of the same node image and kind config exists); 0 always creates a fresh cluster"},
 	{"E2E_WARM_MAX_AGE", "24h", "a warm cluster older than this is discarded, not used"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},

@@ -81,8 +81,8 @@ func TestIntegrationKind(t *testing.T) {
 		}
 	}()
 
-	name := cluster.NameFor(fmt.Sprintf("itest-%d", time.Now().UnixNano()%100000))
-	c, err := cluster.Open(name, &log)
+	name := testScope.NameFor(fmt.Sprintf("itest-%d", time.Now().UnixNano()%100000))
+	c, err := testScope.Open(name, &log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"os/exec"
@@ -52,9 +53,6 @@ var (
 	PartsLoad   = Parts{Build: true, Load: true}
 )
 
-// PasswordSecret holds PostgreSQL's password, random per cluster.
-const PasswordSecret = "postgresql-credentials"
-
 // run is the state the steps of one plan share.
 type run struct {
 	tb      *Testbed
@@ -63,6 +61,7 @@ type run struct {
 	topo    *topology.Topology
 	name    string
 	svc     *topology.Service
+	scope   cluster.Scope
 	cluster *cluster.Cluster
 
 	// made is set once this run started kind for its cluster: only then
@@ -182,7 +181,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if err != nil {
 		return nil, nil, &InputError{err}
 	}
-	cl, err := cluster.Open(cluster.NameFor(service), io.Discard)
+	cl, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -190,7 +189,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
+	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
 	importClass := "import:" + cl.Name
 	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency, importClass: 1}}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
@@ -336,7 +335,7 @@ func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
 		}
 		base := r.baseNodeImage()
 		baked, _, err := r.memo.do(ctx, "bake\x00"+base+"\x00"+strings.Join(refs, "\x00"), func() (images.Built, error) {
-			b, err := cluster.BakeNodeImage(ctx, d, base, refs, w)
+			b, err := r.scope.BakeNodeImage(ctx, d, base, refs, w)
 			return images.Built{Ref: b.Ref}, err
 		})
 		if err != nil {
@@ -376,9 +375,9 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	}
 	name := r.cluster.Name
 	if r.warming {
-		name = cluster.WarmName(r.name)
+		name = r.scope.WarmName(r.name)
 	}
-	c, err := cluster.Open(name, w)
+	c, err := r.scope.Open(name, w)
 	if err != nil {
 		return err
 	}
@@ -439,7 +438,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 // Warm clusters of another shape or older than E2E_WARM_MAX_AGE are
 // discarded. ok is false when there is none: the run creates one.
 func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
-	warm, err := cluster.ListWarm(r.name)
+	warm, err := r.scope.ListWarm(r.name)
 	if err != nil || len(warm) == 0 {
 		return false, err
 	}
@@ -451,7 +450,7 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		if wc.Claimed {
 			continue
 		}
-		c, err := cluster.Claim(wc.Name)
+		c, err := r.scope.Claim(wc.Name)
 		if errors.Is(err, cluster.ErrClaimed) {
 			continue // another run took it
 		}
@@ -547,7 +546,7 @@ func (r *run) load(name string) func(context.Context, io.Writer) error {
 			}
 			id = got.ID
 		}
-		c, err := cluster.Open(r.cluster.Name, w)
+		c, err := r.scope.Open(r.cluster.Name, w)
 		if err != nil {
 			return err
 		}
@@ -587,11 +586,15 @@ func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
 	if err := k.EnsureNamespace(ctx, r.topo.Namespace); err != nil {
 		return fmt.Errorf("namespace %s: %w", r.topo.Namespace, err)
 	}
-	created, err := k.EnsureSecret(ctx, r.topo.Namespace, PasswordSecret, "password")
-	if err != nil {
-		return fmt.Errorf("secret %s: %w", PasswordSecret, err)
+	fmt.Fprintf(w, "namespace %s\n", r.topo.Namespace)
+	for _, name := range slices.Sorted(maps.Keys(r.topo.Secrets)) {
+		keys := r.topo.Secrets[name].Generate
+		created, err := k.EnsureSecret(ctx, r.topo.Namespace, name, keys)
+		if err != nil {
+			return fmt.Errorf("secret %s: %w", name, err)
+		}
+		fmt.Fprintf(w, "secret %s %s\n", name, map[bool]string{true: "created with random " + strings.Join(keys, ", "), false: "kept"}[created])
 	}
-	fmt.Fprintf(w, "namespace %s; secret %s %s\n", r.topo.Namespace, PasswordSecret, map[bool]string{true: "created with a random password", false: "kept"}[created])
 	return nil
 }
 
@@ -632,7 +635,7 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 	t0 := time.Now()
 	for _, p := range r.svc.Ports {
 		hp := r.hostPort(p)
-		url := fmt.Sprintf("http://127.0.0.1:%d/healthz", hp)
+		url := fmt.Sprintf("http://127.0.0.1:%d%s", hp, p.ProbePath())
 		var last error
 		for {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -14,7 +14,6 @@ import (
 	"github.com/docker/docker/api/types/image"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/testenv"
 	"github.com/testbed-dev/testbed/topology"
@@ -95,7 +94,7 @@ func TestIntegrationIncrementalRerun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, _ := cluster.Open(cluster.NameFor(service), nil)
+	c, _ := testScope.Open(testScope.NameFor(service), nil)
 	t.Cleanup(func() {
 		c.Delete(context.Background(), &bytes.Buffer{})
 		for _, ref := range []string{"testbed/front", "testbed/back"} {

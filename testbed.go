@@ -83,6 +83,10 @@ func Load(opts Options) (*Testbed, error) {
 	return New(topo, opts), nil
 }
 
+// scope is the clusters of the topology: named <name>-<service>, their
+// state under the user's cache in testbed/<name>.
+func (t *Testbed) scope() cluster.Scope { return cluster.Scope(t.Topo.Name) }
+
 // style picks the output framing: GitHub Actions groups, a live status line
 // on a terminal, plain lines otherwise.
 func (t *Testbed) style() engine.Style {
@@ -163,29 +167,35 @@ func (t *Testbed) Delete(ctx context.Context, service string) error {
 	if _, err := t.Topo.Service(service); err != nil {
 		return &InputError{err}
 	}
-	c, err := cluster.Open(cluster.NameFor(service), t.Out)
+	c, err := t.scope().Open(t.scope().NameFor(service), t.Out)
 	if err != nil {
 		return err
 	}
 	return c.Delete(ctx, t.Out)
 }
 
-// Prune deletes every testbed cluster.
+// Prune deletes the clusters testbed made for this topology (warm ones
+// too) and the node images it baked for it. Clusters whose names merely
+// share the prefix (made by someone else) are named and left alone, as is
+// every other topology's.
 func (t *Testbed) Prune(ctx context.Context) error {
-	names, err := cluster.List(ctx)
+	names, others, err := t.scope().List(ctx)
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, n := range names {
-		c, err := cluster.Open(n, t.Out)
+		c, err := t.scope().Open(n, t.Out)
 		if err == nil {
 			err = c.Delete(ctx, t.Out)
 		}
 		errs = append(errs, err)
 	}
 	if len(names) == 0 {
-		fmt.Fprintln(t.Out, "no testbed clusters")
+		fmt.Fprintf(t.Out, "no clusters of %s\n", t.Topo.Name)
+	}
+	for _, n := range others {
+		fmt.Fprintf(t.Out, "left %s: its name starts with %s but testbed did not make it for %s (no state in its cache directory); delete it with kind if it is yours\n", n, t.scope().Prefix(), t.Topo.Name)
 	}
 	errs = append(errs, t.pruneBaked(ctx))
 	return errors.Join(errs...)

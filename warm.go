@@ -85,11 +85,11 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 // List prints the clusters testbed made: warm (paused, ready to be
 // claimed), in use (claimed by a run), or other (a run's, kept or reused).
 func (t *Testbed) List(ctx context.Context) error {
-	names, err := cluster.List(ctx)
+	names, _, err := t.scope().List(ctx)
 	if err != nil {
 		return err
 	}
-	warm, err := cluster.ListWarm("")
+	warm, err := t.scope().ListWarm("")
 	if err != nil {
 		return err
 	}
@@ -100,10 +100,10 @@ func (t *Testbed) List(ctx context.Context) error {
 	tw := tabwriter.NewWriter(t.Out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "cluster\tservice\tstate\tage")
 	for _, n := range names {
-		svc, isWarm := cluster.IsWarmName(n)
+		svc, isWarm := t.scope().IsWarmName(n)
 		state, age := "running (a run's, kept or reused)", "-"
 		if !isWarm {
-			svc = strings.TrimPrefix(n, cluster.Prefix)
+			svc = strings.TrimPrefix(n, t.scope().Prefix())
 		} else if w, ok := byName[n]; ok {
 			state, age = "warm (paused)", time.Since(w.Made).Round(time.Second).String()
 			if w.Claimed {
@@ -120,7 +120,9 @@ func (t *Testbed) List(ctx context.Context) error {
 	return tw.Flush()
 }
 
-// pruneBaked removes the node images testbed baked (testbed/node:*).
+// pruneBaked removes the node images testbed baked for the topology
+// (testbed/<name>-node:*). One a container still runs from (a kept
+// cluster) is left, and said.
 func (t *Testbed) pruneBaked(ctx context.Context) error {
 	d, err := images.NewDocker(ctx)
 	if err != nil {
@@ -129,13 +131,13 @@ func (t *Testbed) pruneBaked(ctx context.Context) error {
 	defer d.Close()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	imgs, err := d.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", cluster.BakedRepo))})
+	imgs, err := d.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", t.scope().BakedRepo()))})
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, img := range imgs {
-		if _, err := d.ImageRemove(ctx, img.ID, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+		if _, err := d.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -52,8 +52,8 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		{"too old", shape, time.Now().Add(-2 * time.Hour), "more than E2E_WARM_MAX_AGE=1h0m0s"},
 	} {
 		out.Reset()
-		name := cluster.WarmName(service)
-		if err := cluster.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: tt.shape, Made: tt.made}); err != nil {
+		name := testScope.WarmName(service)
+		if err := testScope.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: tt.shape, Made: tt.made}); err != nil {
 			t.Fatal(err)
 		}
 		ok, err := r.claimWarm(ctx, &out)
@@ -63,10 +63,10 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		if !strings.Contains(out.String(), "discarding warm cluster "+name+": ") || !strings.Contains(out.String(), tt.why) {
 			t.Errorf("%s: output %q, want it discarded because %s", tt.what, out.String(), tt.why)
 		}
-		if left, _ := cluster.ListWarm(service); len(left) != 0 {
+		if left, _ := testScope.ListWarm(service); len(left) != 0 {
 			t.Errorf("%s: still listed after the discard: %+v", tt.what, left)
 		}
-		if r.cluster.Name != cluster.NameFor(service) || r.made.Load() {
+		if r.cluster.Name != testScope.NameFor(service) || r.made.Load() {
 			t.Errorf("%s: the run took the stale cluster %s (made=%v)", tt.what, r.cluster.Name, r.made.Load())
 		}
 	}

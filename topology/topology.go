@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -19,11 +20,21 @@ import (
 
 // Topology is the whole platform.
 type Topology struct {
+	// Name names the platform: the clusters testbed makes for it are
+	// <name>-<service>, and its state lives under the user's cache in
+	// testbed/<name>, so that two repositories never touch each other's
+	// clusters. Default: the last element of the module path in go.mod at
+	// the root (a major version suffix dropped), else the root's name.
+	Name string `yaml:"name,omitempty"`
 	// Namespace every component is applied to.
 	Namespace  string                `yaml:"namespace"`
 	Images     map[string]*Image     `yaml:"images"`
 	Components map[string]*Component `yaml:"components"`
 	Services   map[string]*Service   `yaml:"services"`
+	// Secrets are created in the namespace before any component is
+	// applied, with a random value per key, new in each cluster (an
+	// existing Secret is kept). Components refer to them by name.
+	Secrets map[string]*Secret `yaml:"secrets,omitempty"`
 	// Root is the directory paths are relative to (the repository).
 	Root string `yaml:"-"`
 }
@@ -72,11 +83,29 @@ type Service struct {
 // NoSuite is the suite of a service that is only set up and torn down.
 const NoSuite = "none"
 
+// Secret is a Secret made for each environment.
+type Secret struct {
+	// Generate lists the keys that get a random value (48 hex digits).
+	Generate []string `yaml:"generate"`
+}
+
 // Port maps a NodePort to a port on the host's 127.0.0.1.
 type Port struct {
 	Name     string `yaml:"name"`
 	NodePort int    `yaml:"nodePort"`
 	HostPort int    `yaml:"hostPort"`
+	// Probe is the HTTP path requested through the port from the host
+	// before the suite starts: any HTTP response means the NodePort is
+	// programmed. Default /.
+	Probe string `yaml:"probe,omitempty"`
+}
+
+// ProbePath is the path the host requests through the port.
+func (p Port) ProbePath() string {
+	if p.Probe == "" {
+		return "/"
+	}
+	return p.Probe
 }
 
 // Load reads and validates the topology at path; relative paths inside it
@@ -92,11 +121,66 @@ func Load(path, root string) (*Topology, error) {
 	if err := dec.Decode(t); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	if t.Name == "" {
+		t.Name = DefaultName(root)
+	}
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return t, nil
 }
+
+// DefaultName is the name of a topology that sets none: the last element
+// of the module path of root's go.mod (example.com/shop/v2: shop), else
+// the base name of root, lower-cased, with what a cluster name cannot
+// hold as '-', cut to 20 characters, prefixed e2e- unless it starts with a
+// letter.
+func DefaultName(root string) string {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		abs = root
+	}
+	name := filepath.Base(abs)
+	if b, err := os.ReadFile(filepath.Join(root, "go.mod")); err == nil {
+		if mod := modulePath(b); mod != "" {
+			parts := strings.Split(mod, "/")
+			name = parts[len(parts)-1]
+			if len(parts) > 1 && len(name) > 1 && name[0] == 'v' && strings.Trim(name[1:], "0123456789") == "" {
+				name = parts[len(parts)-2]
+			}
+		}
+	}
+	name = strings.ToLower(name)
+	name = strings.Map(func(r rune) rune {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			return r
+		}
+		return '-'
+	}, name)
+	name = strings.Trim(name, "-")
+	if name == "" || name[0] < 'a' || name[0] > 'z' {
+		name = "e2e-" + name
+	}
+	if len(name) > 20 {
+		name = name[:20]
+	}
+	return strings.Trim(name, "-")
+}
+
+// modulePath reads the module line of a go.mod.
+func modulePath(gomod []byte) string {
+	for _, l := range strings.Split(string(gomod), "\n") {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(l), "module"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+			return strings.Trim(strings.TrimSpace(rest), `"`)
+		}
+	}
+	return ""
+}
+
+// validName matches what a kind cluster name may start with: lower-case
+// letters, digits and '-', starting with a letter; short enough for
+// <name>-<service>-warm-xxxxxx-control-plane to stay a valid host name.
+var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$`)
 
 // ServiceNames lists the services, sorted.
 func (t *Topology) ServiceNames() []string {
@@ -129,8 +213,16 @@ func (t *Topology) Path(p string) string {
 func (t *Topology) Validate() error {
 	var errs []error
 	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
+	if !validName.MatchString(t.Name) {
+		bad("name %q: use 1 to 20 lower-case letters, digits and '-', starting with a letter (it starts the names of the platform's clusters)", t.Name)
+	}
 	if t.Namespace == "" {
 		bad("namespace is required")
+	}
+	for _, name := range sortedKeys(t.Secrets) {
+		if sec := t.Secrets[name]; sec == nil || len(sec.Generate) == 0 {
+			bad("secret %s: list the keys to generate (generate: [password])", name)
+		}
 	}
 	for _, name := range sortedKeys(t.Images) {
 		img := t.Images[name]
@@ -205,6 +297,9 @@ func (t *Topology) Validate() error {
 		for _, p := range s.Ports {
 			if p.NodePort < 30000 || p.NodePort > 32767 {
 				bad("service %s: port %s: nodePort %d is outside 30000-32767", name, p.Name, p.NodePort)
+			}
+			if p.Probe != "" && !strings.HasPrefix(p.Probe, "/") {
+				bad("service %s: port %s: probe %q must be a path starting with /", name, p.Name, p.Probe)
 			}
 			if p.HostPort < 1 || p.HostPort > 65535 {
 				bad("service %s: port %s: hostPort %d is not a port", name, p.Name, p.HostPort)

@@ -138,3 +138,28 @@ func TestBenchTopologyIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDefaultName(t *testing.T) {
+	dir := t.TempDir()
+	for _, tt := range []struct{ gomod, want string }{
+		{"module example.com/shop\n\ngo 1.26\n", "shop"},
+		{"// a comment\nmodule \"example.com/Shop_Front/v2\"\n", "shop-front"},
+		{"module github.com/acme/a-very-long-platform-name-indeed\n", "a-very-long-platform"},
+		{"module example.com/9lives\n", "e2e-9lives"},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(tt.gomod), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := DefaultName(dir)
+		if got != tt.want || !validName.MatchString(got) {
+			t.Errorf("go.mod %q: name %q, want %q (valid: %v)", tt.gomod, got, tt.want, validName.MatchString(got))
+		}
+	}
+	os.Remove(filepath.Join(dir, "go.mod"))
+	if got := DefaultName(dir); !validName.MatchString(got) {
+		t.Errorf("no go.mod in %s: name %q is not a valid name", dir, got)
+	}
+	if got := DefaultName("../examples/hello"); got != "hello" {
+		t.Errorf("the example's name is %q, want hello", got)
+	}
+}

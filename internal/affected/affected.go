@@ -36,8 +36,8 @@ func File(name string) Path { return Path{Name: clean(name)} }
 // Tree is a directory and everything under it.
 func Tree(name string) Path { return Path{Name: clean(name), Dir: true, Recursive: true} }
 
-// PackageDir is a Go package's directory, without its subdirectories and,
-// unless tests, without its _test.go files (a package's tests are not built
+// PackageDir is a Go package's source files in its directory, without its
+// subdirectories and, unless tests, without its _test.go files (a package's tests are not built
 // into what imports it).
 func PackageDir(name string, tests bool) Path {
 	return Path{Name: clean(name), Dir: true, Tests: tests}
@@ -62,7 +62,18 @@ func (p Path) Match(file string) bool {
 	if p.Recursive {
 		return true
 	}
-	return !strings.Contains(rest, "/") && (p.Tests || !strings.HasSuffix(rest, "_test.go"))
+	return !strings.Contains(rest, "/") && goSource(rest) && (p.Tests || !strings.HasSuffix(rest, "_test.go"))
+}
+
+// goSource reports whether a file in a package's directory is built into
+// the package (a README or a Dockerfile beside it is not; embedded files
+// are paths of their own).
+func goSource(name string) bool {
+	switch path.Ext(name) {
+	case ".go", ".s", ".c", ".h", ".cc", ".cpp", ".syso":
+		return true
+	}
+	return false
 }
 
 // Input is something services are made from: an image, a component, a

@@ -27,6 +27,8 @@ func TestPathMatch(t *testing.T) {
 		{PackageDir("test/platform/gateway", false), "test/platform/gatewayx/x.go", false},
 		{PackageDir(".", false), "magefile.go", true},
 		{PackageDir(".", false), "internal/x.go", false},
+		{PackageDir(".", false), "README.md", false},
+		{PackageDir("test/platform/gateway", false), "test/platform/gateway/Dockerfile", false},
 	}
 	for _, tt := range tests {
 		if got := tt.p.Match(tt.file); got != tt.want {

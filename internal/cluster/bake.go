@@ -20,8 +20,9 @@ import (
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
-// BakedRepo is the repository of node images with images baked in.
-const BakedRepo = "testbed/node"
+// BakedRepo is the repository of the scope's node images with images
+// baked in: testbed/<scope>-node.
+func (s Scope) BakedRepo() string { return "testbed/" + string(s) + "-node" }
 
 // Labels of a baked node image: what it was made from.
 const (
@@ -45,7 +46,7 @@ type Baked struct {
 // it is (one inspect), and a changed base or image gets a new one. refs
 // absent from the engine are left out (the node pulls them, as before);
 // with the base absent, nothing is baked (kind pulls the base).
-func BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
+func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	baseImg, err := docker.ImageInspect(ctx, base)
@@ -74,7 +75,7 @@ func BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs 
 	if len(have) == 0 {
 		return Baked{Ref: base}, nil
 	}
-	tag := BakedRepo + ":" + hex.EncodeToString(h.Sum(nil))[:12]
+	tag := s.BakedRepo() + ":" + hex.EncodeToString(h.Sum(nil))[:12]
 	if _, err := docker.ImageInspect(ctx, tag); err == nil {
 		fmt.Fprintf(w, "cached: %s (%s with %s)\n", tag, base, strings.Join(have, ", "))
 		return Baked{Ref: tag, Images: have, Cached: true}, nil

@@ -53,26 +53,26 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var out strings.Builder
-	baked, err := BakeNodeImage(ctx, docker, nodeImage, []string{ref, "testbed/absent:never"}, &out)
+	baked, err := testScope.BakeNodeImage(ctx, docker, nodeImage, []string{ref, "testbed/absent:never"}, &out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if len(baked.Images) != 1 || baked.Images[0] != ref || !strings.HasPrefix(baked.Ref, BakedRepo+":") {
+	if len(baked.Images) != 1 || baked.Images[0] != ref || !strings.HasPrefix(baked.Ref, testScope.BakedRepo()+":") {
 		t.Fatalf("baked %+v\n%s", baked, out.String())
 	}
 	if !strings.Contains(out.String(), "testbed/absent:never is not on this host") {
 		t.Errorf("an absent image was not reported:\n%s", out.String())
 	}
 	out.Reset()
-	absent, err := BakeNodeImage(ctx, docker, "testbed/absent-node:never", []string{ref}, &out)
+	absent, err := testScope.BakeNodeImage(ctx, docker, "testbed/absent-node:never", []string{ref}, &out)
 	if err != nil || absent.Ref != "testbed/absent-node:never" || len(absent.Images) != 0 || !strings.Contains(out.String(), "not baking") {
 		t.Errorf("baking into an absent node image: %+v, %v, %q; want the base as it is, nothing baked", absent, err, out.String())
 	}
-	again, err := BakeNodeImage(ctx, docker, nodeImage, []string{ref}, io.Discard)
+	again, err := testScope.BakeNodeImage(ctx, docker, nodeImage, []string{ref}, io.Discard)
 	if err != nil || !again.Cached || again.Ref != baked.Ref {
 		t.Errorf("second bake: %+v, %v; want the first one, cached", again, err)
 	}
-	c, err := Open(NameFor(fmt.Sprintf("bake-%d", time.Now().UnixNano()%100000)), io.Discard)
+	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("bake-%d", time.Now().UnixNano()%100000)), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

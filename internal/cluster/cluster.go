@@ -27,41 +27,63 @@ import (
 	"github.com/testbed-dev/testbed/topology"
 )
 
-// Prefix starts the name of every cluster testbed makes.
-const Prefix = "testbed-"
+// Scope is the clusters of one topology, named by the topology's name:
+// their names start with Prefix and their state (kubeconfig, warm records)
+// lives under one directory of the user's cache. A cluster is the scope's
+// when its name has the prefix and its state directory exists: another
+// repository's clusters, or a user's, are never the scope's, even when
+// their names happen to share the prefix.
+type Scope string
+
+// Prefix starts the name of every cluster of the scope.
+func (s Scope) Prefix() string { return string(s) + "-" }
 
 // NameFor is the cluster name of a service's E2E environment.
-func NameFor(service string) string { return Prefix + service }
+func (s Scope) NameFor(service string) string { return s.Prefix() + service }
 
 // Cluster is one kind cluster and its own kubeconfig file.
 type Cluster struct {
 	Name       string
 	Kubeconfig string
+	scope      Scope
 	provider   *cluster.Provider
 }
 
-// StateDir is where a cluster's kubeconfig lives: under the user's cache
-// directory, never ~/.kube.
-func StateDir(name string) (string, error) {
+// Dir is the scope's state directory, under the user's cache directory
+// (never ~/.kube).
+func (s Scope) Dir() (string, error) {
+	if s == "" {
+		return "", errors.New("a cluster scope needs a name (the topology's)")
+	}
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the kubeconfig: %w", err)
 	}
-	return filepath.Join(base, "testbed", name), nil
+	return filepath.Join(base, "testbed", string(s)), nil
+}
+
+// StateDir is where a cluster's kubeconfig lives.
+func (s Scope) StateDir(name string) (string, error) {
+	dir, err := s.Dir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, name), nil
 }
 
 // Open returns a handle on the named cluster, whether or not it exists.
-func Open(name string, w io.Writer) (*Cluster, error) {
+func (s Scope) Open(name string, w io.Writer) (*Cluster, error) {
 	if w == nil {
 		w = io.Discard
 	}
-	dir, err := StateDir(name)
+	dir, err := s.StateDir(name)
 	if err != nil {
 		return nil, err
 	}
 	return &Cluster{
 		Name:       name,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
+		scope:      s,
 		provider:   cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(writerLogger{w})),
 	}, nil
 }
@@ -409,20 +431,30 @@ func (c *Cluster) Nodes(ctx context.Context) ([]nodes.Node, error) {
 	return withDeadline(ctx, 30*time.Second, "listing nodes", func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
 }
 
-// List returns the names of every testbed cluster.
-func List(ctx context.Context) ([]string, error) {
+// List returns the names of the scope's clusters, and of the clusters
+// whose names have its prefix but that it did not make (no state
+// directory of the scope): those are not its to touch.
+func (s Scope) List(ctx context.Context) (ours, others []string, err error) {
 	p := cluster.NewProvider(cluster.ProviderWithDocker())
 	names, err := withDeadline(ctx, 30*time.Second, "listing kind clusters", p.List)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ours []string
 	for _, n := range names {
-		if strings.HasPrefix(n, Prefix) {
+		if !strings.HasPrefix(n, s.Prefix()) {
+			continue
+		}
+		dir, err := s.StateDir(n)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
 			ours = append(ours, n)
+		} else {
+			others = append(others, n)
 		}
 	}
-	return ours, nil
+	return ours, others, nil
 }
 
 // PortsFree fails at once, naming the port and the service, when a host

@@ -19,7 +19,7 @@ func TestPortInUseFailsAtOnceNamingPortAndService(t *testing.T) {
 	}
 	defer l.Close()
 	port := l.Addr().(*net.TCPAddr).Port
-	c, err := Open(NameFor("porttest"), nil)
+	c, err := testScope.Open(testScope.NameFor("porttest"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +34,7 @@ func TestPortInUseFailsAtOnceNamingPortAndService(t *testing.T) {
 
 func TestDeleteMissingClusterSucceeds(t *testing.T) {
 	testenv.RequireDocker(t)
-	c, err := Open(NameFor("never-created"), nil)
+	c, err := testScope.Open(testScope.NameFor("never-created"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ import (
 // cluster may remain.
 func TestIntegrationInterruptedCreateLeavesNothing(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
-	c, err := Open(NameFor(fmt.Sprintf("ctrlc-%d", time.Now().UnixNano()%100000)), io.Discard)
+	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("ctrlc-%d", time.Now().UnixNano()%100000)), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestIntegrationReuse(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := Open(NameFor(fmt.Sprintf("reuse-%d", time.Now().UnixNano()%100000)), io.Discard)
+	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("reuse-%d", time.Now().UnixNano()%100000)), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	docker, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := Open(NameFor(fmt.Sprintf("pause-%d", time.Now().UnixNano()%100000)), io.Discard)
+	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("pause-%d", time.Now().UnixNano()%100000)), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,16 +42,16 @@ type Warm struct {
 }
 
 // WarmName is a new name for a warm cluster of service.
-func WarmName(service string) string {
+func (s Scope) WarmName(service string) string {
 	b := make([]byte, 3)
 	rand.Read(b)
-	return NameFor(service) + warmInfix + hex.EncodeToString(b)
+	return s.NameFor(service) + warmInfix + hex.EncodeToString(b)
 }
 
 // IsWarmName reports whether name is a warm cluster's name, and of which
 // service.
-func IsWarmName(name string) (service string, ok bool) {
-	rest, ok := strings.CutPrefix(name, Prefix)
+func (s Scope) IsWarmName(name string) (service string, ok bool) {
+	rest, ok := strings.CutPrefix(name, s.Prefix())
 	if !ok {
 		return "", false
 	}
@@ -64,15 +64,15 @@ func IsWarmName(name string) (service string, ok bool) {
 
 // MarkWarm records the cluster as warm and pauses its nodes.
 func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
-	if err := RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now()}); err != nil {
+	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now()}); err != nil {
 		return err
 	}
 	return c.nodesDo(ctx, "pause")
 }
 
 // RecordWarm writes a warm cluster's record into its state dir.
-func RecordWarm(w Warm) error {
-	dir, err := StateDir(w.Name)
+func (s Scope) RecordWarm(w Warm) error {
+	dir, err := s.StateDir(w.Name)
 	if err != nil {
 		return err
 	}
@@ -118,8 +118,8 @@ func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
 
 // ListWarm lists the warm clusters of service ("" for every service),
 // oldest first, claimed ones included.
-func ListWarm(service string) ([]Warm, error) {
-	dir, err := StateDir("")
+func (s Scope) ListWarm(service string) ([]Warm, error) {
+	dir, err := s.Dir()
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +132,7 @@ func ListWarm(service string) ([]Warm, error) {
 	}
 	var out []Warm
 	for _, e := range entries {
-		svc, ok := IsWarmName(e.Name())
+		svc, ok := s.IsWarmName(e.Name())
 		if !ok || (service != "" && svc != service) {
 			continue
 		}
@@ -158,8 +158,8 @@ var ErrClaimed = errors.New("already claimed")
 // Claim takes the warm cluster for this process: the claim file is
 // created with O_EXCL, so of two processes claiming at once exactly one
 // succeeds; the other gets ErrClaimed.
-func Claim(name string) (*Cluster, error) {
-	c, err := Open(name, nil)
+func (s Scope) Claim(name string) (*Cluster, error) {
+	c, err := s.Open(name, nil)
 	if err != nil {
 		return nil, err
 	}

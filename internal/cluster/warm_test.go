@@ -23,7 +23,7 @@ func TestClaimHelper(t *testing.T) {
 	var at int64
 	fmt.Sscan(os.Getenv("TESTBED_CLAIM_AT"), &at)
 	time.Sleep(time.Until(time.Unix(0, at)))
-	if _, err := Claim(name); err != nil {
+	if _, err := testScope.Claim(name); err != nil {
 		fmt.Println("lost:", err)
 		return
 	}
@@ -36,8 +36,8 @@ func TestClaimHelper(t *testing.T) {
 func TestClaimFromTwoProcessesOneWins(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	for round := range 20 {
-		name := fmt.Sprintf("%srace%d%s%06d", Prefix, round, warmInfix, round)
-		c, err := Open(name, nil)
+		name := fmt.Sprintf("%srace%d%s%06d", testScope.Prefix(), round, warmInfix, round)
+		c, err := testScope.Open(name, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,15 +74,15 @@ func TestClaimFromTwoProcessesOneWins(t *testing.T) {
 }
 
 func TestWarmNames(t *testing.T) {
-	n := WarmName("holmesgpt-api")
-	if svc, ok := IsWarmName(n); !ok || svc != "holmesgpt-api" {
-		t.Errorf("IsWarmName(%q) = %q, %v", n, svc, ok)
+	n := testScope.WarmName("holmesgpt-api")
+	if svc, ok := testScope.IsWarmName(n); !ok || svc != "holmesgpt-api" {
+		t.Errorf("testScope.IsWarmName(%q) = %q, %v", n, svc, ok)
 	}
-	if WarmName("gateway") == WarmName("gateway") {
+	if testScope.WarmName("gateway") == testScope.WarmName("gateway") {
 		t.Error("two warm names are the same")
 	}
 	for _, n := range []string{"testbed-gateway", "other-gateway-warm-abc", "testbed-"} {
-		if _, ok := IsWarmName(n); ok {
+		if _, ok := testScope.IsWarmName(n); ok {
 			t.Errorf("%q taken for a warm cluster's name", n)
 		}
 	}

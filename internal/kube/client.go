@@ -194,18 +194,23 @@ func (c *Client) EnsureNamespace(ctx context.Context, ns string) error {
 	return err
 }
 
-// EnsureSecret creates a Secret holding a random value under key, once: an
-// existing Secret is kept, so a reused cluster keeps its password.
-func (c *Client) EnsureSecret(ctx context.Context, ns, name, key string) (created bool, err error) {
-	b := make([]byte, 24)
-	if _, err := rand.Read(b); err != nil {
-		return false, err
+// EnsureSecret creates a Secret holding a random value (48 hex digits)
+// under each key, once: an existing Secret is kept, so a reused cluster
+// keeps its password.
+func (c *Client) EnsureSecret(ctx context.Context, ns, name string, keys []string) (created bool, err error) {
+	data := map[string]string{}
+	for _, k := range keys {
+		b := make([]byte, 24)
+		if _, err := rand.Read(b); err != nil {
+			return false, err
+		}
+		data[k] = hex.EncodeToString(b)
 	}
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": FieldManager}},
-		StringData: map[string]string{key: hex.EncodeToString(b)},
+		StringData: data,
 	}
 	_, err = c.Core.CoreV1().Secrets(ns).Create(rctx, s, metav1.CreateOptions{FieldManager: FieldManager})
 	if apierrors.IsAlreadyExists(err) {

@@ -398,12 +398,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func cname(service string) string { return cluster.NameFor(service) }
+// scope is the reference platform's (deploy/topology.yaml names it testbed).
+const scope = cluster.Scope("testbed")
+
+func cname(service string) string { return scope.NameFor(service) }
 
 // stateDir is the cluster's state directory if it exists, else "".
 func stateDir(t *testing.T, name string) string {
 	t.Helper()
-	dir, err := cluster.StateDir(name)
+	dir, err := scope.StateDir(name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -595,7 +598,7 @@ func checkSecurity(t *testing.T, service string, f fault, out *syncBuffer, exite
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	c, err := cluster.Open(cname(service), nil)
+	c, err := scope.Open(cname(service), nil)
 	if err != nil {
 		t.Error(err)
 		return
