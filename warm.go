@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/errdefs"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/testbed-dev/testbed/engine"
@@ -137,7 +138,10 @@ func (t *Testbed) pruneBaked(ctx context.Context) error {
 	}
 	var errs []error
 	for _, img := range imgs {
-		if _, err := d.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); err != nil {
+		if _, err := d.ImageRemove(ctx, img.ID, image.RemoveOptions{PruneChildren: true}); errdefs.IsConflict(err) {
+			fmt.Fprintf(t.Out, "left baked node image %s: a container still uses it (a kept cluster?)\n", strings.Join(img.RepoTags, ", "))
+			continue
+		} else if err != nil {
 			errs = append(errs, err)
 			continue
 		}
