@@ -802,12 +802,16 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 
 // ranCounter reads a suite's output as it passes for what tells how much
 // ran: Ginkgo's "Ran N of M Specs", go test's "no tests to run" and
-// "[no test files]".
+// "[no test files]", and of plain tests, whether any ran rather than
+// skipped.
 type ranCounter struct {
 	lineWriter
 	mu      sync.Mutex
 	specs   []int // N of each "Ran N of M Specs"
 	noTests string
+	// ran and skipped count go test's "--- PASS/FAIL" and "--- SKIP"
+	// lines (a suite of plain tests).
+	ran, skipped int
 }
 
 var ranSpecs = regexp.MustCompile(`^Ran (\d+) of \d+ Specs?\b`)
@@ -830,6 +834,12 @@ func (c *ranCounter) see(line string) {
 	if strings.Contains(line, "no tests to run") || strings.HasSuffix(line, "[no test files]") {
 		c.noTests = line
 	}
+	switch {
+	case strings.HasPrefix(line, "--- PASS:"), strings.HasPrefix(line, "--- FAIL:"):
+		c.ran++
+	case strings.HasPrefix(line, "--- SKIP:"):
+		c.skipped++
+	}
 }
 
 // empty says why the suite ran nothing, or "" when it ran something.
@@ -841,6 +851,9 @@ func (c *ranCounter) empty() string {
 	}
 	if len(c.specs) > 0 && slices.Max(c.specs) == 0 {
 		return "Ginkgo ran 0 specs"
+	}
+	if len(c.specs) == 0 && c.ran == 0 && c.skipped > 0 {
+		return fmt.Sprintf("all %d test(s) skipped", c.skipped)
 	}
 	return ""
 }

@@ -303,6 +303,8 @@ func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
 		{"no tests", "testing: warning: no tests to run\nPASS\nok  \tx\t0.01s [no tests to run]\n", true},
 		{"no test files", "?   \tgithub.com/x/y\t[no test files]\n", true},
 		{"plain go test", "=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
+		{"plain tests, every one skipped", "=== RUN   TestA\n    a_test.go:9: E2E_KUBECONFIG is not set\n--- SKIP: TestA (0.00s)\n=== RUN   TestB\n--- SKIP: TestB (0.00s)\nPASS\nok  \tx\t0.01s\n", true},
+		{"plain tests, one ran", "=== RUN   TestA\n--- SKIP: TestA (0.00s)\n=== RUN   TestB\n--- PASS: TestB (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newRanCounter()
