@@ -23,7 +23,7 @@ func (Bench) Deploy(ctx context.Context, service, n string) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.BenchDeploy(ctx, service, runs) })
 }
 
-// Setup times a service's whole setup (fresh cluster each run, builds cached) in sequential, phased and dataflow modes, n runs each; "synthetic" is a stack with known delays.
+// Setup times a service's whole setup (fresh cluster each run, builds cached) in sequential, phased and dataflow modes, n runs each (in testbed's repository "synthetic" is a stack with known delays).
 func (Bench) Setup(ctx context.Context, service, n string) error {
 	runs, err := strconv.Atoi(n)
 	if err != nil || runs < 1 {

@@ -16,7 +16,7 @@ func (Cluster) Create(ctx context.Context, service string) error {
 	return run(ctx, service, testbed.PartsCreate)
 }
 
-// Load builds (or finds cached) a service's images and loads them, with PostgreSQL and Redis, into its cluster.
+// Load builds (or finds cached) a service's images and loads them, with its third-party images, into its cluster.
 func (Cluster) Load(ctx context.Context, service string) error {
 	return run(ctx, service, testbed.PartsLoad)
 }
@@ -26,7 +26,7 @@ func (Cluster) Delete(ctx context.Context, service string) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Delete(ctx, service) })
 }
 
-// Prune deletes every cluster testbed made (warm ones too) and the node images it baked.
+// Prune deletes the clusters testbed made for this topology (warm ones too) and the node images it baked for it; other repositories' clusters are left.
 func (Cluster) Prune(ctx context.Context) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Prune(ctx) })
 }
@@ -36,7 +36,7 @@ func (Cluster) Warm(ctx context.Context, service string, n int) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Warm(ctx, service, n) })
 }
 
-// List lists testbed's clusters: warm, in use, or a run's (kept or reused), with the age of warm ones.
+// List lists this topology's clusters: warm, in use, or a run's (kept or reused), with the age of warm ones.
 func (Cluster) List(ctx context.Context) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.List(ctx) })
 }
