@@ -381,7 +381,7 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc)}, w)
 	if r.warming {
 		r.mu.Lock()
 		r.cluster = c
@@ -429,7 +429,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node image %s: %w", node, err)
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true), r.topo.Namespace, r.name}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc)), r.topo.Namespace, r.name}, "\x00")))
 	return hex.EncodeToString(sum[:12]), nil
 }
 

@@ -86,7 +86,11 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		t.Fatalf("no second image to compare shapes with: %v", err)
 	}
 	// And the kind config: other ports, another config.
-	if cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30080}}, true) == cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30081}}, true) {
+	if cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30080}}, true, nil) == cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30081}}, true, nil) {
 		t.Error("the kind config hash ignores the ports")
+	}
+	// And the cluster's shape: a worker more, another config.
+	if cluster.ConfigHash(nil, true, nil) == cluster.ConfigHash(nil, true, &topology.Cluster{Workers: 1}) {
+		t.Error("the kind config hash ignores the workers")
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/testbed-dev/testbed/internal/graph"
 )
@@ -31,6 +33,9 @@ type Topology struct {
 	Images     map[string]*Image     `yaml:"images"`
 	Components map[string]*Component `yaml:"components"`
 	Services   map[string]*Service   `yaml:"services"`
+	// Cluster is the shape of every service's kind cluster, unless the
+	// service sets its own.
+	Cluster *Cluster `yaml:"cluster,omitempty"`
 	// Secrets are created in the namespace before any component is
 	// applied, with a random value per key, new in each cluster (an
 	// existing Secret is kept). Components refer to them by name.
@@ -72,8 +77,26 @@ type Component struct {
 	Needs     []string `yaml:"needs,omitempty"`
 }
 
+// Cluster is the shape of a kind cluster, beyond what testbed sets itself
+// (a control-plane node, the API server and the service's ports on
+// 127.0.0.1, its kubeadm patches).
+type Cluster struct {
+	// Workers adds worker nodes beside the control plane (images are
+	// loaded into every node).
+	Workers int `yaml:"workers,omitempty"`
+	// Kind is a kind configuration (kind: Cluster, apiVersion:
+	// kind.x-k8s.io/v1alpha4) merged with testbed's: its nodes replace the
+	// single control-plane node (the first control-plane node gets the
+	// ports), its feature gates, runtime config and networking are used,
+	// its kubeadm and containerd patches come after testbed's. Extra
+	// mounts, node labels, feature gates: what the origin's clusters set.
+	Kind string `yaml:"kind,omitempty"`
+}
+
 // Service is one E2E environment: its components, host ports and suite.
 type Service struct {
+	// Cluster is the shape of the service's cluster; nil: the topology's.
+	Cluster    *Cluster `yaml:"cluster,omitempty"`
 	Components []string `yaml:"components"`
 	Ports      []Port   `yaml:"ports,omitempty"`
 	// Suite is the Go package of the service's E2E suite, or NoSuite.
@@ -182,6 +205,15 @@ func modulePath(gomod []byte) string {
 // <name>-<service>-warm-xxxxxx-control-plane to stay a valid host name.
 var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$`)
 
+// ClusterOf is the shape of a service's cluster: its own, else the
+// topology's, else nil (testbed's single node).
+func (t *Topology) ClusterOf(s *Service) *Cluster {
+	if s.Cluster != nil {
+		return s.Cluster
+	}
+	return t.Cluster
+}
+
 // ServiceNames lists the services, sorted.
 func (t *Topology) ServiceNames() []string {
 	names := make([]string, 0, len(t.Services))
@@ -218,6 +250,14 @@ func (t *Topology) Validate() error {
 	}
 	if t.Namespace == "" {
 		bad("namespace is required")
+	}
+	if err := t.Cluster.validate(); err != nil {
+		bad("cluster: %v", err)
+	}
+	for _, name := range sortedKeys(t.Services) {
+		if err := t.Services[name].Cluster.validate(); err != nil {
+			bad("service %s: cluster: %v", name, err)
+		}
 	}
 	for _, name := range sortedKeys(t.Secrets) {
 		if sec := t.Secrets[name]; sec == nil || len(sec.Generate) == 0 {
@@ -347,4 +387,45 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// KindConfig decodes the Kind fragment (strictly: an unknown field is an
+// error); nil when there is none.
+func (c *Cluster) KindConfig() (*v1alpha4.Cluster, error) {
+	if c == nil || strings.TrimSpace(c.Kind) == "" {
+		return nil, nil
+	}
+	var k v1alpha4.Cluster
+	if err := sigsyaml.UnmarshalStrict([]byte(c.Kind), &k); err != nil {
+		return nil, fmt.Errorf("kind: %w", err)
+	}
+	if k.Kind != "" && k.Kind != "Cluster" || k.APIVersion != "" && k.APIVersion != "kind.x-k8s.io/v1alpha4" {
+		return nil, fmt.Errorf("kind: %s %s: give a kind.x-k8s.io/v1alpha4 Cluster", k.APIVersion, k.Kind)
+	}
+	return &k, nil
+}
+
+func (c *Cluster) validate() error {
+	if c == nil {
+		return nil
+	}
+	if c.Workers < 0 || c.Workers > 8 {
+		return fmt.Errorf("workers: %d: give 0 to 8", c.Workers)
+	}
+	k, err := c.KindConfig()
+	if err != nil || k == nil {
+		return err
+	}
+	if k.Name != "" {
+		return fmt.Errorf("kind: name %q: testbed names the clusters (<name>-<service>); leave it out", k.Name)
+	}
+	if len(k.Nodes) > 0 {
+		if c.Workers > 0 {
+			return errors.New("set workers or kind's nodes, not both")
+		}
+		if !slices.ContainsFunc(k.Nodes, func(n v1alpha4.Node) bool { return n.Role == "" || n.Role == v1alpha4.ControlPlaneRole }) {
+			return errors.New("kind: nodes: there must be a control-plane node")
+		}
+	}
+	return nil
 }

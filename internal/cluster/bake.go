@@ -47,6 +47,12 @@ type Baked struct {
 // absent from the engine are left out (the node pulls them, as before);
 // with the base absent, nothing is baked (kind pulls the base).
 func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
+	if rt, err := runtime(); err != nil || rt != "docker" {
+		// The baked image is made in Docker's store; another runtime's
+		// nodes would not find it.
+		fmt.Fprintf(w, "nodes run in %s, not Docker: not baking (the images are loaded)\n", rt)
+		return Baked{Ref: base}, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
 	baseImg, err := docker.ImageInspect(ctx, base)

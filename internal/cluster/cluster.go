@@ -46,7 +46,10 @@ type Cluster struct {
 	Name       string
 	Kubeconfig string
 	scope      Scope
-	provider   *cluster.Provider
+	// runtime runs the nodes (docker, podman, ...): kind's provider and
+	// the node commands testbed runs itself (pause, port) go through it.
+	runtime  string
+	provider *cluster.Provider
 }
 
 // Dir is the scope's state directory, under the user's cache directory
@@ -80,11 +83,16 @@ func (s Scope) Open(name string, w io.Writer) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	rt, err := runtime()
+	if err != nil {
+		return nil, err
+	}
 	return &Cluster{
 		Name:       name,
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
 		scope:      s,
-		provider:   cluster.NewProvider(cluster.ProviderWithDocker(), cluster.ProviderWithLogger(writerLogger{w})),
+		runtime:    rt,
+		provider:   cluster.NewProvider(providerOption(rt), cluster.ProviderWithLogger(writerLogger{w})),
 	}, nil
 }
 
@@ -110,6 +118,9 @@ type CreateOptions struct {
 	// AnyHostPorts lets the engine choose the host ports (a warm cluster):
 	// read them with HostPorts.
 	AnyHostPorts bool
+	// Shape is the topology's cluster shape (workers, a kind fragment);
+	// nil: one control-plane node.
+	Shape *topology.Cluster
 }
 
 // Outcome says what Create did with the cluster: a run deletes at its end
@@ -165,7 +176,10 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if err != nil {
 		return NotMade, err
 	}
-	cfg := kindConfig(o.Ports, o.AnyHostPorts, patches)
+	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape)
+	if err != nil {
+		return NotMade, err
+	}
 	opts := []cluster.CreateOption{
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
@@ -269,38 +283,72 @@ func writeKubeadmPatches(stateDir string) (string, error) {
 
 // ConfigHash hashes the kind configuration a cluster of these ports gets
 // (the kubeadm patches included): part of a warm cluster's shape.
-func ConfigHash(ports []topology.Port, anyHostPorts bool) string {
+func ConfigHash(ports []topology.Port, anyHostPorts bool, shape *topology.Cluster) string {
+	cfg, err := kindConfig(ports, anyHostPorts, kubeadmPatchesDir, shape)
 	b, _ := json.Marshal(struct {
 		Cfg     *v1alpha4.Cluster
+		Err     string
 		CoreDNS string
-	}{kindConfig(ports, anyHostPorts, kubeadmPatchesDir), coreDNSPatch})
+	}{cfg, fmt.Sprint(err), coreDNSPatch})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }
 
-// kindConfig is the kind configuration of a testbed cluster: one
-// control-plane node, API server and host ports on 127.0.0.1 only, and
-// the kubeadm patches above (patchesDir is mounted into the node).
-func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string) *v1alpha4.Cluster {
+// kindConfig is the kind configuration of a testbed cluster: API server
+// and host ports on 127.0.0.1 only, and the kubeadm patches above
+// (patchesDir is mounted into the first control-plane node, which also
+// gets the ports), merged with the topology's shape: one control-plane
+// node plus its workers, or the nodes of its kind fragment, whose feature
+// gates, runtime config and networking are used and whose patches come
+// after testbed's.
+func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, shape *topology.Cluster) (*v1alpha4.Cluster, error) {
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Networking:           v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
 		KubeadmConfigPatches: []string{controlPlanePatch, initPatch},
-		Nodes: []v1alpha4.Node{{
-			Role:        v1alpha4.ControlPlaneRole,
-			ExtraMounts: []v1alpha4.Mount{{HostPath: patchesDir, ContainerPath: kubeadmPatchesDir, Readonly: true}},
-		}},
+		Nodes:                []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}},
 	}
+	frag, err := shape.KindConfig()
+	if err != nil {
+		return nil, err
+	}
+	if shape != nil {
+		for range shape.Workers {
+			cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole})
+		}
+	}
+	if frag != nil {
+		if len(frag.Nodes) > 0 {
+			cfg.Nodes = slices.Clone(frag.Nodes)
+		}
+		cfg.Networking = frag.Networking
+		if cfg.Networking.APIServerAddress == "" {
+			cfg.Networking.APIServerAddress = "127.0.0.1"
+		}
+		cfg.FeatureGates, cfg.RuntimeConfig = frag.FeatureGates, frag.RuntimeConfig
+		cfg.KubeadmConfigPatches = append(cfg.KubeadmConfigPatches, frag.KubeadmConfigPatches...)
+		cfg.KubeadmConfigPatchesJSON6902 = frag.KubeadmConfigPatchesJSON6902
+		cfg.ContainerdConfigPatches = frag.ContainerdConfigPatches
+		cfg.ContainerdConfigPatchesJSON6902 = frag.ContainerdConfigPatchesJSON6902
+	}
+	first := slices.IndexFunc(cfg.Nodes, func(n v1alpha4.Node) bool { return n.Role == "" || n.Role == v1alpha4.ControlPlaneRole })
+	if first < 0 {
+		return nil, errors.New("the cluster has no control-plane node")
+	}
+	cp := &cfg.Nodes[first]
+	cp.Role = v1alpha4.ControlPlaneRole
+	cp.ExtraMounts = append(slices.Clone(cp.ExtraMounts), v1alpha4.Mount{HostPath: patchesDir, ContainerPath: kubeadmPatchesDir, Readonly: true})
+	cp.ExtraPortMappings = slices.Clone(cp.ExtraPortMappings)
 	for _, p := range ports {
 		host := int32(p.HostPort)
 		if anyHostPorts {
 			host = -1 // the engine picks a free port as it starts the node
 		}
-		cfg.Nodes[0].ExtraPortMappings = append(cfg.Nodes[0].ExtraPortMappings, v1alpha4.PortMapping{
+		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
 			ContainerPort: int32(p.NodePort), HostPort: host, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
 		})
 	}
-	return cfg
+	return cfg, nil
 }
 
 // Sweep timing: the cluster is gone once no node container of it has been
@@ -435,7 +483,11 @@ func (c *Cluster) Nodes(ctx context.Context) ([]nodes.Node, error) {
 // whose names have its prefix but that it did not make (no state
 // directory of the scope): those are not its to touch.
 func (s Scope) List(ctx context.Context) (ours, others []string, err error) {
-	p := cluster.NewProvider(cluster.ProviderWithDocker())
+	rt, err := runtime()
+	if err != nil {
+		return nil, nil, err
+	}
+	p := cluster.NewProvider(providerOption(rt))
 	names, err := withDeadline(ctx, 30*time.Second, "listing kind clusters", p.List)
 	if err != nil {
 		return nil, nil, err

@@ -105,12 +105,12 @@ func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
 	// once): try again a few times.
 	for attempt := 1; ; attempt++ {
 		var out bytes.Buffer
-		err := kindexec.CommandContext(ctx, "docker", args...).SetStdout(&out).SetStderr(&out).Run()
+		err := kindexec.CommandContext(ctx, c.runtime, args...).SetStdout(&out).SetStderr(&out).Run()
 		if err == nil {
 			return nil
 		}
 		if attempt == 5 || ctx.Err() != nil {
-			return fmt.Errorf("docker %s %s (%d attempts): %w: %s", verb, c.Name, attempt, err, strings.TrimSpace(out.String()))
+			return fmt.Errorf("%s %s %s (%d attempts): %w: %s", c.runtime, verb, c.Name, attempt, err, strings.TrimSpace(out.String()))
 		}
 		time.Sleep(time.Duration(attempt) * 500 * time.Millisecond)
 	}
@@ -181,9 +181,9 @@ func (s Scope) Claim(name string) (*Cluster, error) {
 func (c *Cluster) HostPorts(ctx context.Context) (map[int]int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	out, err := kindexec.Output(kindexec.CommandContext(ctx, "docker", "port", c.Name+"-control-plane"))
+	out, err := kindexec.Output(kindexec.CommandContext(ctx, c.runtime, "port", c.Name+"-control-plane"))
 	if err != nil {
-		return nil, fmt.Errorf("docker port %s-control-plane: %w", c.Name, err)
+		return nil, fmt.Errorf("%s port %s-control-plane: %w", c.runtime, c.Name, err)
 	}
 	ports := map[int]int{}
 	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
