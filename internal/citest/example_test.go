@@ -1,0 +1,135 @@
+package citest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/client"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/testenv"
+)
+
+// example is the consumer repository under examples/: its own module,
+// which imports testbed's targets.
+var example = filepath.Join(root, "examples", "hello")
+
+// TestExampleListsTheImportedTargets runs `go run magefile.go -l` in the
+// example, as its README says: testbed's targets, imported with
+// mage:import, and its own e2e:web.
+func TestExampleListsTheImportedTargets(t *testing.T) {
+	out := string(mageIn(t, example, "-l"))
+	for _, target := range []string{"build:images", "cluster:create", "cluster:prune", "cluster:warm", "deploy:parallel", "plan:show", "e2e:run", "e2e:all", "ci:matrix", "bench:setup", "e2e:web"} {
+		if !strings.Contains(out, "  "+target+" ") {
+			t.Errorf("the example's mage does not list %s:\n%s", target, out)
+		}
+	}
+	plan := string(mageIn(t, example, "plan:show", "web"))
+	if !strings.Contains(plan, "create cluster") || !strings.Contains(plan, "apply web") {
+		t.Errorf("plan:show web in the example:\n%s", plan)
+	}
+}
+
+// TestPruneInTheExampleLeavesOtherClustersAlone runs the example's
+// cluster:prune with three clusters on the engine: one of the reference
+// platform (kept by a user: scope testbed), one the example made (scope
+// hello: its name and its state directory) and one whose name starts with
+// hello- that testbed did not make (no state). Only the example's goes.
+//
+// The clusters are node containers with kind's cluster label, not started:
+// that label is what kind itself lists and deletes clusters by, and a
+// started node would cost a minute here for nothing prune looks at.
+func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
+	docker, nodeImage := testenv.RequireKind(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
+	defer cancel()
+	n := time.Now().UnixNano() % 100000
+	main := fmt.Sprintf("testbed-kept%d", n)
+	ours := fmt.Sprintf("hello-made%d", n)
+	stranger := fmt.Sprintf("hello-stranger%d", n)
+	for _, c := range []struct {
+		name  string
+		scope cluster.Scope // "": no state: testbed did not make it
+	}{{main, "testbed"}, {ours, "hello"}, {stranger, ""}} {
+		node(ctx, t, docker, nodeImage, c.name)
+		if c.scope != "" {
+			dir, err := c.scope.StateDir(c.name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { os.RemoveAll(dir) })
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "magefile.go", "cluster:prune")
+	cmd.Dir = example
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cluster:prune in the example: %v\n%s", err, out.String())
+	}
+	t.Logf("cluster:prune in the example:\n%s", out.String())
+	exists := func(name string) bool {
+		cs, err := docker.ContainerList(ctx, container.ListOptions{All: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Labels["io.x-k8s.kind.cluster"] == name {
+				return true
+			}
+		}
+		return false
+	}
+	if !exists(main) {
+		t.Errorf("the example's prune deleted %s, the reference platform's cluster", main)
+	}
+	if dir, _ := cluster.Scope("testbed").StateDir(main); !isDir(dir) {
+		t.Errorf("the example's prune removed %s's state (%s)", main, dir)
+	}
+	if strings.Contains(out.String(), main) {
+		t.Errorf("the example's prune speaks of %s, which is not its business", main)
+	}
+	if exists(ours) {
+		t.Errorf("the example's prune left %s, a cluster it made", ours)
+	}
+	if dir, _ := cluster.Scope("hello").StateDir(ours); isDir(dir) {
+		t.Errorf("the example's prune left %s's state (%s)", ours, dir)
+	}
+	if !exists(stranger) {
+		t.Errorf("the example's prune deleted %s, which it did not make", stranger)
+	}
+	if !strings.Contains(out.String(), "left "+stranger) {
+		t.Errorf("the example's prune does not say it left %s", stranger)
+	}
+}
+
+// node creates (does not start) a node container of the named cluster.
+func node(ctx context.Context, t *testing.T, docker *client.Client, image, name string) {
+	t.Helper()
+	_, err := docker.ContainerCreate(ctx, &container.Config{
+		Image:  image,
+		Labels: map[string]string{"io.x-k8s.kind.cluster": name, "io.x-k8s.kind.role": "control-plane"},
+	}, nil, nil, nil, name+"-control-plane")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = docker.ContainerRemove(context.Background(), name+"-control-plane", container.RemoveOptions{Force: true, RemoveVolumes: true})
+	})
+}
+
+func isDir(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
+}
