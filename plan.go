@@ -169,9 +169,15 @@ const (
 	stepPauseWarm = "pause warm cluster"
 )
 
-// Plan builds the plan of a service for the given parts.
-func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, *run, error) {
-	return t.plan(service, parts, false)
+// Plan builds the plan of a service for the given parts, to look at
+// (engine.Plan's Describe prints it, as plan:show does): Run builds and
+// runs it, and reports its timeline.
+func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, error) {
+	p, r, err := t.plan(service, parts, false)
+	if r != nil {
+		r.close()
+	}
+	return p, err
 }
 
 // plan builds the plan; with warm, the plan of a warm cluster: built,

@@ -55,7 +55,7 @@ func needsOf(p *engine.Plan, name string) []string {
 
 func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 	tb := testbedForTest(t, Options{})
-	p, _, err := tb.Plan("datastorage", PartsE2E)
+	p, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +83,7 @@ func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 
 func TestKeepClusterDropsTeardown(t *testing.T) {
 	tb := testbedForTest(t, Options{KeepCluster: true})
-	p, _, err := tb.Plan("datastorage", PartsE2E)
+	p, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +96,7 @@ func TestKeepClusterDropsTeardown(t *testing.T) {
 
 func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
 	tb := testbedForTest(t, Options{})
-	p, _, err := tb.Plan("datastorage", PartsDeploy)
+	p, err := tb.Plan("datastorage", PartsDeploy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,14 +114,14 @@ func TestDeployPlanUsesTheExistingCluster(t *testing.T) {
 
 func TestUnknownService(t *testing.T) {
 	tb := testbedForTest(t, Options{})
-	if _, _, err := tb.Plan("nope", PartsE2E); err == nil {
+	if _, err := tb.Plan("nope", PartsE2E); err == nil {
 		t.Fatal("an unknown service made a plan")
 	}
 }
 
 func TestANinthServiceGetsAPlanFromItsTopologyAlone(t *testing.T) {
 	tb := fixture(t, "ninth")
-	p, _, err := tb.Plan("ninth", PartsE2E)
+	p, err := tb.Plan("ninth", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +147,7 @@ func stepNames(p *engine.Plan) (steps, finally []string) {
 
 func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
 	tb := testbedForTest(t, Options{Registry: "registry.example.com/team", Tag: "v1.2.3"})
-	p, r, err := tb.Plan("gateway", PartsE2E)
+	p, r, err := tb.plan("gateway", PartsE2E, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +198,7 @@ func containerImages(objs []kube.Object, deployment string) []string {
 func TestComponentsSharingABaseRenderTheirOwnImages(t *testing.T) {
 	tb := fixture(t, "sharedbase")
 	topo := tb.Topo
-	_, r, err := tb.Plan("both", PartsE2E)
+	_, r, err := tb.plan("both", PartsE2E, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
 	}()
 	t.Setenv("DOCKER_HOST", "tcp://"+l.Addr().String())
 	tb := testbedForTest(t, Options{})
-	_, r, err := tb.Plan("datastorage", PartsE2E)
+	_, r, err := tb.plan("datastorage", PartsE2E, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +275,7 @@ func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
 
 func TestCoveragePlanPreparesTheNodeAndFlushesBeforeTeardown(t *testing.T) {
 	tb := testbedForTest(t, Options{Coverage: true})
-	p, _, err := tb.Plan("datastorage", PartsE2E)
+	p, err := tb.Plan("datastorage", PartsE2E)
 	if err != nil {
 		t.Fatal(err)
 	}

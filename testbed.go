@@ -105,7 +105,7 @@ func (t *Testbed) style() engine.Style {
 // Run runs the parts of a service's E2E environment, prints the timeline,
 // and writes it under E2E_ARTIFACTS/<service>.
 func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine.Result, error) {
-	p, r, err := t.Plan(service, parts)
+	p, r, err := t.plan(service, parts, false)
 	if err != nil {
 		return nil, err
 	}
@@ -151,7 +151,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 
 // Show prints a service's plan in every mode.
 func (t *Testbed) Show(w io.Writer, service string) error {
-	p, _, err := t.Plan(service, PartsE2E)
+	p, err := t.Plan(service, PartsE2E)
 	if err != nil {
 		return err
 	}
