@@ -43,7 +43,7 @@ func (t *Testbed) WriteAffected(ctx context.Context, base string, w, why io.Writ
 	targets := []string{}
 	for _, s := range t.Topo.ServiceNames() {
 		if r, ok := svcs[s]; ok {
-			targets = append(targets, MageTarget(s))
+			targets = append(targets, mageTarget(s))
 			fmt.Fprintf(why, "%s: %s (%s)\n", s, r.File, r.What)
 		}
 	}

@@ -94,8 +94,8 @@ func median(ts []time.Duration) time.Duration {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// BenchTopology holds benchmark-only services (the synthetic stack).
-const BenchTopology = "deploy/bench/topology.yaml"
+// benchTopology holds benchmark-only services (the synthetic stack).
+const benchTopology = "deploy/bench/topology.yaml"
 
 // BenchSetup measures a service's whole setup (build, fresh cluster, load,
 // deploy; no suite) in each mode, n times, interleaved. A warm-up build
@@ -104,7 +104,7 @@ const BenchTopology = "deploy/bench/topology.yaml"
 func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	tb := *t
 	if _, ok := t.Topo.Services[service]; !ok {
-		if bt, err := topology.Load(filepath.Join(t.Opts.Root, BenchTopology), t.Opts.Root); err == nil && bt.Services[service] != nil {
+		if bt, err := topology.Load(filepath.Join(t.Opts.Root, benchTopology), t.Opts.Root); err == nil && bt.Services[service] != nil {
 			tb.Topo = bt
 		}
 	}

@@ -1,5 +1,3 @@
-// Package testbed turns the topology into plans of steps and runs them: the
-// library behind every mage target.
 package testbed
 
 import (

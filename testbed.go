@@ -206,7 +206,7 @@ func (t *Testbed) Prune(ctx context.Context) error {
 func (t *Testbed) WriteMatrix(w io.Writer) error {
 	var targets []string
 	for _, s := range t.Topo.ServiceNames() {
-		targets = append(targets, MageTarget(s))
+		targets = append(targets, mageTarget(s))
 	}
 	b, err := json.Marshal(map[string][]string{"service": targets})
 	if err != nil {
@@ -216,9 +216,9 @@ func (t *Testbed) WriteMatrix(w io.Writer) error {
 	return err
 }
 
-// MageTarget is the e2e target of a service: mage names cannot hold a
+// mageTarget is the e2e target of a service: mage names cannot hold a
 // hyphen, and it matches names without regard to case.
-func MageTarget(service string) string {
+func mageTarget(service string) string {
 	return strings.ReplaceAll(service, "-", "")
 }
 

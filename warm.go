@@ -20,8 +20,8 @@ import (
 	"github.com/testbed-dev/testbed/internal/images"
 )
 
-// PartsWarm are the parts of a warm cluster: everything up to the suite.
-var PartsWarm = Parts{Build: true, Create: true, Load: true, Deploy: true}
+// partsWarm are the parts of a warm cluster: everything up to the suite.
+var partsWarm = Parts{Build: true, Create: true, Load: true, Deploy: true}
 
 // Warm makes n warm clusters of service ("all": n of every service), as
 // many at once as e2e:all runs: each is built, created, loaded, deployed
@@ -56,7 +56,7 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 				var buf bytes.Buffer
 				tb := *t
 				tb.Out, tb.progress, tb.plain = &buf, pr.progress(label), true
-				p, r, err := tb.plan(svc, PartsWarm, true)
+				p, r, err := tb.plan(svc, partsWarm, true)
 				if err != nil {
 					return err
 				}

@@ -1,6 +1,26 @@
-// Package topology reads deploy/topology.yaml: the images, the components
-// made of manifests and images, and the services whose E2E environments
-// are sets of components.
+// Package topology is the schema of a platform's topology file (by
+// default deploy/topology.yaml): its name, the images (built here or
+// third-party), the components made of manifests and images with what
+// each needs, the Secrets generated per cluster, and the services whose
+// E2E environments are sets of components, with their ports, suite and
+// cluster shape. Load decodes it strictly (an unknown field is an error)
+// and validates it: paths exist, names resolve, needs form no cycle, host
+// ports are unique across services.
+//
+// A minimal topology:
+//
+//	namespace: shop
+//	images:
+//	  api: {dockerfile: images/api/Dockerfile, binaries: [{name: api, package: ./cmd/api}]}
+//	  postgresql: {ref: postgres:15-alpine, env: SHOP_POSTGRES_IMAGE}
+//	components:
+//	  db: {manifests: deploy/db, images: [postgresql]}
+//	  api: {manifests: deploy/api, images: [api], needs: [db]}
+//	services:
+//	  api:
+//	    components: [db, api]
+//	    ports: [{name: api, nodePort: 30080, hostPort: 30080}]
+//	    suite: ./e2e/api
 package topology
 
 import (
