@@ -37,6 +37,7 @@ var Knobs = []Knob{
 	{"E2E_COVERAGE", "0", "1 builds the Go binaries with -cover and writes each service's coverage under E2E_ARTIFACTS/<service>/coverage"},
 	{"KIND_EXPERIMENTAL_PROVIDER", "docker, else nerdctl, else podman", "the container runtime of kind's nodes, as for the kind CLI (docker, podman, nerdctl, finch, nerdctl.lima); node commands testbed runs (pause, port) use it too; image builds follow DOCKER_HOST"},
 	{"E2E_TOPOLOGY", "deploy/topology.yaml", "the topology file, relative to the repository"},
+	{"E2E_REGISTRY", "(none)", "local: nodes pull every image (built or third-party) from testbed's local registry (the container testbed-registry on 127.0.0.1:5001, started or reused), each pushed once, instead of side-loading it into each cluster"},
 	{"IMAGE_REGISTRY", "(none)", "with IMAGE_TAG: run the images <registry>/<image>:<tag> from a registry; nothing is built or loaded"},
 	{"IMAGE_TAG", "(none)", "the tag of the registry's images (IMAGE_REGISTRY)"},
 }
@@ -64,6 +65,7 @@ type Options struct {
 	Coverage         bool
 	Topology         string // path of the topology file
 	Registry         string // IMAGE_REGISTRY: built images come from here
+	LocalRegistry    bool   // E2E_REGISTRY=local: images go through testbed's local registry
 	Tag              string // IMAGE_TAG
 }
 
@@ -125,6 +127,16 @@ func OptionsFromEnv(root string) (Options, error) {
 	}
 	if c.Registry != "" && c.Coverage {
 		return c, fmt.Errorf("E2E_COVERAGE=1 builds instrumented binaries here; it cannot be combined with images from IMAGE_REGISTRY")
+	}
+	switch v := os.Getenv("E2E_REGISTRY"); v {
+	case "":
+	case "local":
+		c.LocalRegistry = true
+		if c.Registry != "" {
+			return c, fmt.Errorf("E2E_REGISTRY=local and IMAGE_REGISTRY=%s: choose one (local pushes what it builds; IMAGE_REGISTRY pulls what a build job pushed)", c.Registry)
+		}
+	default:
+		return c, fmt.Errorf("E2E_REGISTRY=%q: use local, or leave it unset (images are side-loaded)", v)
 	}
 	c.Topology = os.Getenv("E2E_TOPOLOGY")
 	if c.Topology == "" {

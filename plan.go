@@ -23,6 +23,7 @@ import (
 
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/kind/pkg/apis/config/defaults"
 
 	"github.com/testbed-dev/testbed/engine"
@@ -30,6 +31,7 @@ import (
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
+	"github.com/testbed-dev/testbed/internal/registry"
 	"github.com/testbed-dev/testbed/suiteenv"
 	"github.com/testbed-dev/testbed/topology"
 )
@@ -152,6 +154,7 @@ func (r *run) close() {
 // Names of the steps, in one place.
 func buildStep(image string) string { return "build " + image }
 func loadStep(image string) string  { return "load " + image }
+func pushStep(image string) string  { return "push " + image }
 func applyStep(comp string) string  { return "apply " + comp }
 func readyStep(comp string) string  { return "ready " + comp }
 
@@ -167,6 +170,9 @@ const (
 	stepCoverDir  = "prepare coverage dir"
 	stepCoverage  = "collect coverage"
 	stepPauseWarm = "pause warm cluster"
+	// E2E_REGISTRY=local
+	stepRegistry      = "start registry"
+	stepRegistryHosts = "point nodes at registry"
 )
 
 // Plan builds the plan of a service for the given parts, to look at
@@ -219,7 +225,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if parts.Create {
 		clusterStep = stepCluster
 		var needs []string
-		if third := r.thirdParty(imgs); len(third) > 0 && t.Opts.Bake && parts.Load {
+		if third := r.thirdParty(imgs); len(third) > 0 && t.Opts.Bake && parts.Load && !t.Opts.LocalRegistry {
 			needs = append(needs, stepBake)
 			add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
 		}
@@ -228,13 +234,26 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
 	loaded := func(name string) bool { return parts.Load && (built(name) || !t.Topo.Images[name].Built()) }
+	local := t.Opts.LocalRegistry && parts.Load
+	if local {
+		// Each image goes to the registry once; the nodes pull it.
+		add(engine.Step{Name: stepRegistry, Phase: engine.PhaseCluster, Run: r.startRegistry})
+		add(engine.Step{Name: stepRegistryHosts, Needs: []string{clusterStep, stepRegistry}, Phase: engine.PhaseCluster, Run: r.configureRegistry})
+	}
 	for _, name := range imgs {
 		if !loaded(name) {
 			continue
 		}
 		needs := []string{clusterStep}
-		if built(name) {
+		if local {
+			needs = []string{stepRegistry}
+		}
+		if built(name) && parts.Build {
 			needs = append(needs, buildStep(name))
+		}
+		if local {
+			add(engine.Step{Name: pushStep(name), Needs: needs, Phase: engine.PhaseLoad, Run: r.push(name)})
+			continue
 		}
 		add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: r.load(name)})
 	}
@@ -248,8 +267,13 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		for _, comp := range svc.Components {
 			c := t.Topo.Components[comp]
 			needs := []string{stepNamespace}
+			if local {
+				needs = append(needs, stepRegistryHosts)
+			}
 			for _, img := range c.Images {
-				if loaded(img) {
+				if loaded(img) && local {
+					needs = append(needs, pushStep(img))
+				} else if loaded(img) {
 					needs = append(needs, loadStep(img))
 				} else if built(img) && parts.Build {
 					needs = append(needs, buildStep(img))
@@ -387,7 +411,7 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc)}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry}, w)
 	if r.warming {
 		r.mu.Lock()
 		r.cluster = c
@@ -435,7 +459,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node image %s: %w", node, err)
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc)), r.topo.Namespace, r.name}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry), r.topo.Namespace, r.name}, "\x00")))
 	return hex.EncodeToString(sum[:12]), nil
 }
 
@@ -561,6 +585,75 @@ func (r *run) load(name string) func(context.Context, io.Writer) error {
 			return nil
 		}
 		return c.LoadImage(ctx, d, ref, id, w)
+	}
+}
+
+// startRegistry starts testbed's local registry, or finds it running.
+func (r *run) startRegistry(ctx context.Context, w io.Writer) error {
+	d, err := r.dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	return registry.Ensure(ctx, d, r.cfg.Root, w)
+}
+
+// configureRegistry joins the registry to kind's network, points every
+// node's containerd at it and publishes kind's local-registry-hosting
+// ConfigMap.
+func (r *run) configureRegistry(ctx context.Context, w io.Writer) error {
+	d, err := r.dockerClient(ctx)
+	if err != nil {
+		return err
+	}
+	if err := registry.Connect(ctx, d); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	c := r.cluster
+	r.mu.Unlock()
+	if err := c.ConfigureRegistry(ctx); err != nil {
+		return err
+	}
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	cm := kube.Object{Unstructured: &unstructured.Unstructured{Object: registry.HostingConfigMap()}, Source: "testbed"}
+	if err := k.Apply(ctx, "kube-public", []kube.Object{cm}, w); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "nodes of %s pull %s/* from %s\n", c.Name, registry.Host, registry.Container)
+	return nil
+}
+
+// push puts an image into the local registry (once per content) and makes
+// the registry's reference the one the manifests run.
+func (r *run) push(name string) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		d, err := r.dockerClient(ctx)
+		if err != nil {
+			return err
+		}
+		ref, id := r.image(name)
+		if id == "" {
+			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			got, err := d.ImageInspect(ictx, ref)
+			cancel()
+			if errdefs.IsNotFound(err) {
+				fmt.Fprintf(w, "%s is not on this host: the nodes will pull it from its own registry\n", ref)
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("inspecting %s: %w", ref, err)
+			}
+			id = got.ID
+		}
+		remote := registry.Ref(name, id)
+		if err := registry.Push(ctx, d, ref, remote, w); err != nil {
+			return err
+		}
+		r.setImage(name, remote, id)
+		return nil
 	}
 }
 

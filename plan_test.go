@@ -176,6 +176,34 @@ func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
 	}
 }
 
+func TestLocalRegistryModePushesInsteadOfLoading(t *testing.T) {
+	tb := testbedForTest(t, Options{LocalRegistry: true, Bake: true, BuildConcurrency: 1})
+	p, err := tb.Plan("gateway", PartsE2E)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, _ := stepNames(p)
+	for _, s := range steps {
+		if strings.HasPrefix(s, "load ") || s == stepBake {
+			t.Errorf("local registry mode has the step %q: nothing is side-loaded or baked", s)
+		}
+	}
+	for _, img := range []string{"gateway", "datastorage", "postgresql", "redis"} {
+		if !slices.Contains(steps, "push "+img) {
+			t.Errorf("no push %s in %v", img, steps)
+		}
+	}
+	if got := needsOf(p, "push gateway"); !slices.Equal(got, []string{"start registry", "build gateway"}) {
+		t.Errorf("push gateway needs %v: the registry and the build, not the cluster", got)
+	}
+	if got := needsOf(p, "apply gateway"); !slices.Equal(got, []string{"prepare namespace", "point nodes at registry", "push gateway", "ready crds", "ready redis", "ready datastorage", "ready cluster DNS"}) {
+		t.Errorf("apply gateway needs %v", got)
+	}
+	if got := needsOf(p, "point nodes at registry"); !slices.Equal(got, []string{"create cluster", "start registry"}) {
+		t.Errorf("point nodes at registry needs %v", got)
+	}
+}
+
 // containerImages lists the images of a Deployment's containers.
 func containerImages(objs []kube.Object, deployment string) []string {
 	var images []string

@@ -86,11 +86,11 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		t.Fatalf("no second image to compare shapes with: %v", err)
 	}
 	// And the kind config: other ports, another config.
-	if cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30080}}, true, nil) == cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30081}}, true, nil) {
+	if cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30080}}, true, nil, false) == cluster.ConfigHash([]topology.Port{{Name: "a", NodePort: 30081}}, true, nil, false) {
 		t.Error("the kind config hash ignores the ports")
 	}
 	// And the cluster's shape: a worker more, another config.
-	if cluster.ConfigHash(nil, true, nil) == cluster.ConfigHash(nil, true, &topology.Cluster{Workers: 1}) {
+	if cluster.ConfigHash(nil, true, nil, false) == cluster.ConfigHash(nil, true, &topology.Cluster{Workers: 1}, false) {
 		t.Error("the kind config hash ignores the workers")
 	}
 }

@@ -24,6 +24,7 @@ import (
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 
+	"github.com/testbed-dev/testbed/internal/registry"
 	"github.com/testbed-dev/testbed/topology"
 )
 
@@ -121,6 +122,10 @@ type CreateOptions struct {
 	// Shape is the topology's cluster shape (workers, a kind fragment);
 	// nil: one control-plane node.
 	Shape *topology.Cluster
+	// Registry makes the nodes' containerd read per-registry hosts.toml
+	// files, so that they can pull from the local registry
+	// (E2E_REGISTRY=local; ConfigureRegistry writes the file).
+	Registry bool
 }
 
 // Outcome says what Create did with the cluster: a run deletes at its end
@@ -176,7 +181,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if err != nil {
 		return NotMade, err
 	}
-	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape)
+	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape, o.Registry)
 	if err != nil {
 		return NotMade, err
 	}
@@ -283,8 +288,8 @@ func writeKubeadmPatches(stateDir string) (string, error) {
 
 // ConfigHash hashes the kind configuration a cluster of these ports gets
 // (the kubeadm patches included): part of a warm cluster's shape.
-func ConfigHash(ports []topology.Port, anyHostPorts bool, shape *topology.Cluster) string {
-	cfg, err := kindConfig(ports, anyHostPorts, kubeadmPatchesDir, shape)
+func ConfigHash(ports []topology.Port, anyHostPorts bool, shape *topology.Cluster, registry bool) string {
+	cfg, err := kindConfig(ports, anyHostPorts, kubeadmPatchesDir, shape, registry)
 	b, _ := json.Marshal(struct {
 		Cfg     *v1alpha4.Cluster
 		Err     string
@@ -300,8 +305,9 @@ func ConfigHash(ports []topology.Port, anyHostPorts bool, shape *topology.Cluste
 // gets the ports), merged with the topology's shape: one control-plane
 // node plus its workers, or the nodes of its kind fragment, whose feature
 // gates, runtime config and networking are used and whose patches come
-// after testbed's.
-func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, shape *topology.Cluster) (*v1alpha4.Cluster, error) {
+// after testbed's. With localRegistry, containerd reads hosts.toml files
+// (the local registry's recipe).
+func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, shape *topology.Cluster, localRegistry bool) (*v1alpha4.Cluster, error) {
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Networking:           v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
@@ -330,6 +336,9 @@ func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, sha
 		cfg.KubeadmConfigPatchesJSON6902 = frag.KubeadmConfigPatchesJSON6902
 		cfg.ContainerdConfigPatches = frag.ContainerdConfigPatches
 		cfg.ContainerdConfigPatchesJSON6902 = frag.ContainerdConfigPatchesJSON6902
+	}
+	if localRegistry {
+		cfg.ContainerdConfigPatches = append([]string{registry.ContainerdPatch}, cfg.ContainerdConfigPatches...)
 	}
 	first := slices.IndexFunc(cfg.Nodes, func(n v1alpha4.Node) bool { return n.Role == "" || n.Role == v1alpha4.ControlPlaneRole })
 	if first < 0 {
@@ -569,3 +578,20 @@ type infoLogger struct{ w io.Writer }
 func (l infoLogger) Info(m string)            { fmt.Fprintln(l.w, m) }
 func (l infoLogger) Infof(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
 func (l infoLogger) Enabled() bool            { return true }
+
+// ConfigureRegistry points every node's containerd at the local registry
+// and joins the registry to kind's network (E2E_REGISTRY=local).
+func (c *Cluster) ConfigureRegistry(ctx context.Context) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	for _, n := range ns {
+		if err := registry.ConfigureNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -12,7 +12,7 @@ import (
 func TestKindConfigMergesTheShape(t *testing.T) {
 	ports := []topology.Port{{Name: "web", NodePort: 30090, HostPort: 30990}}
 	t.Run("default: one control-plane node with the ports and the patches", func(t *testing.T) {
-		cfg, err := kindConfig(ports, false, "/state/p", nil)
+		cfg, err := kindConfig(ports, false, "/state/p", nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -22,7 +22,7 @@ func TestKindConfigMergesTheShape(t *testing.T) {
 		checkControlPlane(t, cfg.Nodes[0], 30990)
 	})
 	t.Run("workers", func(t *testing.T) {
-		cfg, err := kindConfig(ports, false, "/state/p", &topology.Cluster{Workers: 2})
+		cfg, err := kindConfig(ports, false, "/state/p", &topology.Cluster{Workers: 2}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +59,7 @@ nodes:
 - role: control-plane
   extraPortMappings: [{containerPort: 30500, hostPort: 30500}]
 `}
-		cfg, err := kindConfig(ports, true, "/state/p", shape)
+		cfg, err := kindConfig(ports, true, "/state/p", shape, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,13 +85,13 @@ nodes:
 		}
 	})
 	t.Run("a fragment without a control plane", func(t *testing.T) {
-		_, err := kindConfig(ports, false, "/p", &topology.Cluster{Kind: "nodes: [{role: worker}]"})
+		_, err := kindConfig(ports, false, "/p", &topology.Cluster{Kind: "nodes: [{role: worker}]"}, false)
 		if err == nil || !strings.Contains(err.Error(), "control-plane") {
 			t.Errorf("err = %v", err)
 		}
 	})
 	t.Run("an unknown field", func(t *testing.T) {
-		_, err := kindConfig(ports, false, "/p", &topology.Cluster{Kind: "nodez: []"})
+		_, err := kindConfig(ports, false, "/p", &topology.Cluster{Kind: "nodez: []"}, false)
 		if err == nil || !strings.Contains(err.Error(), "nodez") {
 			t.Errorf("err = %v", err)
 		}

@@ -1,0 +1,254 @@
+// Package registry runs testbed's local registry (E2E_REGISTRY=local): one
+// OCI distribution registry container per machine on kind's network,
+// which every cluster's nodes pull from, so that an image is pushed once
+// and served to every cluster instead of being side-loaded into each.
+//
+// It follows kind's local-registry recipe: containerd's config_path (a
+// containerdConfigPatches entry, see ContainerdPatch), a hosts.toml per
+// node mapping localhost:<HostPort> to the registry container, and the
+// local-registry-hosting ConfigMap.
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/errdefs"
+	"github.com/docker/go-connections/nat"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
+
+	"github.com/testbed-dev/testbed/internal/images"
+	"github.com/testbed-dev/testbed/topology"
+)
+
+const (
+	// Container is the registry's container name; a container of that
+	// name testbed did not make (no Label) is never touched.
+	Container = "testbed-registry"
+	// Label marks the registry container and its volume as testbed's.
+	Label = "dev.testbed.registry"
+	// HostPort is the registry's port on the host's 127.0.0.1: images are
+	// pushed to, and named in manifests as, localhost:HostPort/<name>:<tag>.
+	HostPort = 5001
+	// Network is kind's Docker network, which the registry joins so that
+	// nodes reach it by its container name.
+	Network = "kind"
+	volume  = "testbed-registry-data"
+)
+
+// Host is the registry's name in image references.
+var Host = fmt.Sprintf("localhost:%d", HostPort)
+
+// ContainerdPatch makes containerd read per-registry hosts.toml files
+// (kind's recipe): a cluster needs it at creation to pull from here.
+const ContainerdPatch = `[plugins."io.containerd.grpc.v1.cri".registry]
+  config_path = "/etc/containerd/certs.d"`
+
+// hostsTOML maps Host to the registry container on kind's network.
+var hostsTOML = fmt.Sprintf("[host.\"http://%s:5000\"]\n  capabilities = [\"pull\", \"resolve\"]\n", Container)
+
+// Ensure starts the registry, or finds it running: its image is built from
+// testbed's own module (go list -m finds it from root, the repository of
+// the topology), cached by its inputs like any image. It joins kind's
+// network when that exists (Connect joins it later otherwise).
+func Ensure(ctx context.Context, d *client.Client, root string, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	c, err := d.ContainerInspect(ctx, Container)
+	switch {
+	case err == nil && c.Config.Labels[Label] == "":
+		return fmt.Errorf("a container named %s exists that testbed did not make: rename or remove it to use E2E_REGISTRY=local", Container)
+	case err == nil && c.State.Running:
+		fmt.Fprintf(w, "registry %s is running (127.0.0.1:%d)\n", Container, HostPort)
+		return Connect(ctx, d)
+	case err == nil:
+		if err := d.ContainerStart(ctx, Container, container.StartOptions{}); err != nil {
+			return fmt.Errorf("starting %s: %w", Container, err)
+		}
+		fmt.Fprintf(w, "registry %s started again\n", Container)
+		return errors.Join(waitUp(ctx), Connect(ctx, d))
+	case !errdefs.IsNotFound(err):
+		return err
+	}
+	mod, err := moduleDir(ctx, root)
+	if err != nil {
+		return err
+	}
+	b := &images.Builder{Docker: d, Root: mod, Timeout: 5 * time.Minute}
+	img, err := b.Build(ctx, "registry", &topology.Image{
+		Dockerfile: "internal/registry/Dockerfile",
+		Binaries:   []topology.Binary{{Name: "registry", Package: "./internal/registry/cmd/registry"}},
+	}, w)
+	if err != nil {
+		return fmt.Errorf("building the registry image: %w", err)
+	}
+	port := nat.Port("5000/tcp")
+	_, err = d.ContainerCreate(ctx, &container.Config{
+		Image:        img.Ref,
+		Labels:       map[string]string{Label: "1"},
+		ExposedPorts: nat.PortSet{port: {}},
+	}, &container.HostConfig{
+		PortBindings:  nat.PortMap{port: {{HostIP: "127.0.0.1", HostPort: fmt.Sprint(HostPort)}}},
+		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
+		Binds:         []string{volume + ":/var/lib/registry"},
+	}, nil, nil, Container)
+	if err != nil {
+		return fmt.Errorf("creating %s (is 127.0.0.1:%d free?): %w", Container, HostPort, err)
+	}
+	if err := d.ContainerStart(ctx, Container, container.StartOptions{}); err != nil {
+		return fmt.Errorf("starting %s (is 127.0.0.1:%d free?): %w", Container, HostPort, err)
+	}
+	fmt.Fprintf(w, "registry %s started from %s on 127.0.0.1:%d\n", Container, img.Ref, HostPort)
+	return errors.Join(waitUp(ctx), Connect(ctx, d))
+}
+
+// Connect joins the registry to kind's network; already joined, or no
+// network yet (no cluster made), is fine.
+func Connect(ctx context.Context, d *client.Client) error {
+	err := d.NetworkConnect(ctx, Network, Container, nil)
+	if err == nil || errdefs.IsNotFound(err) || strings.Contains(err.Error(), "already exists") {
+		return nil
+	}
+	return fmt.Errorf("connecting %s to the %s network: %w", Container, Network, err)
+}
+
+// waitUp waits until the registry answers /v2/.
+func waitUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var last error
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+fmt.Sprint(HostPort)+"/v2/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("status %s", resp.Status)
+		}
+		last = err
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the registry on 127.0.0.1:%d does not answer: %v", HostPort, last)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// moduleDir is the directory of testbed's module as root's build sees it:
+// the repository itself, a replace directory, or the module cache.
+func moduleDir(ctx context.Context, root string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/testbed-dev/testbed")
+	cmd.Dir = root
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("finding testbed's module from %s: %w: %s", root, err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// Ref is the registry reference of an image: its name and, as the tag,
+// the first 12 hex digits of its ID, so that the same content is pushed
+// once and changed content (a third-party tag that moved) gets a new tag.
+func Ref(name, id string) string {
+	id = strings.TrimPrefix(id, "sha256:")
+	if len(id) > 12 {
+		id = id[:12]
+	}
+	return Host + "/" + name + ":" + id
+}
+
+// Push pushes the local image as remote (a Ref): a tag the registry
+// already holds is not pushed again.
+func Push(ctx context.Context, d *client.Client, local, remote string, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	if ok, err := Has(ctx, remote); err != nil {
+		return err
+	} else if ok {
+		fmt.Fprintf(w, "%s is in the registry already\n", remote)
+		return nil
+	}
+	if err := d.ImageTag(ctx, local, remote); err != nil {
+		return fmt.Errorf("tagging %s as %s: %w", local, remote, err)
+	}
+	auth := base64.URLEncoding.EncodeToString([]byte("{}"))
+	t0 := time.Now()
+	rc, err := d.ImagePush(ctx, remote, image.PushOptions{RegistryAuth: auth})
+	if err != nil {
+		return fmt.Errorf("pushing %s: %w", remote, err)
+	}
+	defer rc.Close()
+	dec := json.NewDecoder(rc)
+	for {
+		var m struct {
+			Error string `json:"error"`
+		}
+		if err := dec.Decode(&m); err == io.EOF {
+			break
+		} else if err != nil {
+			return fmt.Errorf("pushing %s: %w", remote, err)
+		}
+		if m.Error != "" {
+			return fmt.Errorf("pushing %s: %s", remote, m.Error)
+		}
+	}
+	fmt.Fprintf(w, "pushed %s in %s\n", remote, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// Has reports whether the registry holds the reference's manifest.
+func Has(ctx context.Context, ref string) (bool, error) {
+	repo, tag, ok := strings.Cut(strings.TrimPrefix(ref, Host+"/"), ":")
+	if !ok {
+		return false, fmt.Errorf("%s: not a reference of the local registry", ref)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, fmt.Sprintf("http://127.0.0.1:%d/v2/%s/manifests/%s", HostPort, repo, tag), nil)
+	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, fmt.Errorf("the local registry: %w", err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK, nil
+}
+
+// ConfigureNode writes the node's hosts.toml for Host: containerd reads
+// it at the next pull, no restart.
+func ConfigureNode(ctx context.Context, n nodes.Node) error {
+	dir := filepath.Join("/etc/containerd/certs.d", Host)
+	if err := n.CommandContext(ctx, "mkdir", "-p", dir).Run(); err != nil {
+		return fmt.Errorf("%s: mkdir %s: %w", n, dir, err)
+	}
+	if err := n.CommandContext(ctx, "cp", "/dev/stdin", filepath.Join(dir, "hosts.toml")).SetStdin(strings.NewReader(hostsTOML)).Run(); err != nil {
+		return fmt.Errorf("%s: writing hosts.toml: %w", n, err)
+	}
+	return nil
+}
+
+// HostingConfigMap is kind's local-registry-hosting ConfigMap (KEP-1755),
+// as an unstructured object: tools in the cluster learn where to push.
+func HostingConfigMap() map[string]any {
+	return map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": "local-registry-hosting", "namespace": "kube-public"},
+		"data": map[string]any{
+			"localRegistryHosting.v1": fmt.Sprintf("host: %q\nhelp: \"https://kind.sigs.k8s.io/docs/user/local-registry/\"\n", Host),
+		},
+	}
+}
