@@ -173,6 +173,7 @@ const (
 	// E2E_REGISTRY=local
 	stepRegistry      = "start registry"
 	stepRegistryHosts = "point nodes at registry"
+	stepCheckImages   = "check registry images" // IMAGE_REGISTRY
 )
 
 // Plan builds the plan of a service for the given parts, to look at
@@ -234,11 +235,25 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
 	loaded := func(name string) bool { return parts.Load && (built(name) || !t.Topo.Images[name].Built()) }
+	// local: each image goes to testbed's registry once, and the nodes
+	// pull it. viaLocal: the nodes pull from that registry (local, or
+	// IMAGE_REGISTRY names it).
 	local := t.Opts.LocalRegistry && parts.Load
+	viaLocal := local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy))
 	if local {
-		// Each image goes to the registry once; the nodes pull it.
 		add(engine.Step{Name: stepRegistry, Phase: engine.PhaseCluster, Run: r.startRegistry})
-		add(engine.Step{Name: stepRegistryHosts, Needs: []string{clusterStep, stepRegistry}, Phase: engine.PhaseCluster, Run: r.configureRegistry})
+	}
+	if viaLocal {
+		needs := []string{clusterStep}
+		if local {
+			needs = append(needs, stepRegistry)
+		}
+		add(engine.Step{Name: stepRegistryHosts, Needs: needs, Phase: engine.PhaseCluster, Run: r.configureRegistry})
+	}
+	if t.Opts.Registry != "" && parts.Deploy {
+		// A wrong tag or an unreachable registry fails the run now, not
+		// as a pod that cannot pull after the cluster was made.
+		add(engine.Step{Name: stepCheckImages, Phase: engine.PhaseBuild, Run: r.checkImages(imgs)})
 	}
 	for _, name := range imgs {
 		if !loaded(name) {
@@ -267,8 +282,11 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		for _, comp := range svc.Components {
 			c := t.Topo.Components[comp]
 			needs := []string{stepNamespace}
-			if local {
+			if viaLocal {
 				needs = append(needs, stepRegistryHosts)
+			}
+			if t.Opts.Registry != "" {
+				needs = append(needs, stepCheckImages)
 			}
 			for _, img := range c.Images {
 				if loaded(img) && local {
@@ -411,7 +429,7 @@ func (r *run) create(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry || r.cfg.Registry == registry.Host}, w)
 	if r.warming {
 		r.mu.Lock()
 		r.cluster = c
@@ -459,7 +477,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node image %s: %w", node, err)
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry), r.topo.Namespace, r.name}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry || r.cfg.Registry == registry.Host), r.topo.Namespace, r.name}, "\x00")))
 	return hex.EncodeToString(sum[:12]), nil
 }
 
@@ -624,6 +642,26 @@ func (r *run) configureRegistry(ctx context.Context, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "nodes of %s pull %s/* from %s\n", c.Name, registry.Host, registry.Container)
 	return nil
+}
+
+// checkImages makes sure the registry holds the service's images at
+// IMAGE_TAG (IMAGE_REGISTRY mode).
+func (r *run) checkImages(imgs []string) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		var refs []string
+		for _, name := range imgs {
+			if r.topo.Images[name].Built() {
+				ref, _ := r.image(name)
+				refs = append(refs, ref)
+			}
+		}
+		t0 := time.Now()
+		if err := registry.Check(ctx, refs); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s holds %s (checked in %s)\n", r.cfg.Registry, strings.Join(refs, ", "), time.Since(t0).Round(time.Millisecond))
+		return nil
+	}
 }
 
 // push puts an image into the local registry (once per content) and makes

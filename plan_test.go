@@ -160,8 +160,11 @@ func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
 	if !slices.Contains(steps, "load postgresql") {
 		t.Error("third-party images are still side-loaded from the host in registry mode")
 	}
-	if got := needsOf(p, "apply gateway"); !slices.Equal(got, []string{"prepare namespace", "ready crds", "ready redis", "ready datastorage", "ready cluster DNS"}) {
+	if got := needsOf(p, "apply gateway"); !slices.Equal(got, []string{"prepare namespace", "check registry images", "ready crds", "ready redis", "ready datastorage", "ready cluster DNS"}) {
 		t.Errorf("apply gateway needs %v", got)
+	}
+	if got := needsOf(p, "check registry images"); len(got) != 0 {
+		t.Errorf("check registry images needs %v: it must run at once", got)
 	}
 	if ref, _ := r.image("gateway"); ref != "registry.example.com/team/gateway:v1.2.3" {
 		t.Errorf("gateway runs %q", ref)

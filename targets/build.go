@@ -15,3 +15,8 @@ type Build mg.Namespace
 func (Build) Images(ctx context.Context, service string) error {
 	return run(ctx, service, testbed.PartsBuild)
 }
+
+// Push builds a service's images and pushes them to IMAGE_REGISTRY with tag IMAGE_TAG, for runs that only pull (IMAGE_REGISTRY and IMAGE_TAG set there too).
+func (Build) Push(ctx context.Context, service string) error {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Push(ctx, service) })
+}

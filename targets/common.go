@@ -58,24 +58,28 @@ func E2E(ctx context.Context, service Service) error {
 	return run(ctx, string(service), testbed.PartsE2E)
 }
 
-// load reads the knobs and the topology of the repository mage runs in.
+// load reads the knobs and the topology of the repository mage runs in:
+// the nearest directory, from the working one upwards, that holds
+// Topology. E2E_TOPOLOGY names another topology file, relative to that
+// directory (or absolute).
 func load() (*testbed.Testbed, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return nil, err
 	}
-	file := Topology
-	if v := os.Getenv("E2E_TOPOLOGY"); v != "" {
-		file = v
-	}
+	env := os.Getenv("E2E_TOPOLOGY")
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, file)); err == nil || filepath.IsAbs(file) {
+		_, err := os.Stat(filepath.Join(d, Topology))
+		if err == nil || (filepath.Dir(d) == d && filepath.IsAbs(env)) {
+			if err != nil {
+				d = dir // an absolute E2E_TOPOLOGY outside any repository
+			}
 			opts, err := testbed.OptionsFromEnv(d)
 			if err != nil {
 				return nil, &testbed.InputError{Err: err}
 			}
-			if !filepath.IsAbs(file) {
-				opts.Topology = filepath.Join(d, file)
+			if env == "" {
+				opts.Topology = filepath.Join(d, Topology)
 			}
 			tb, err := testbed.Load(opts)
 			if err == nil {
@@ -85,7 +89,7 @@ func load() (*testbed.Testbed, error) {
 			return tb, err
 		}
 		if filepath.Dir(d) == d {
-			return nil, &testbed.InputError{Err: fmt.Errorf("no %s in %s or above: run mage in a repository with a testbed topology (or set E2E_TOPOLOGY)", file, dir)}
+			return nil, &testbed.InputError{Err: fmt.Errorf("no %s in %s or above: run mage in a repository with a testbed topology (or set E2E_TOPOLOGY)", Topology, dir)}
 		}
 	}
 }

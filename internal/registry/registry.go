@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -28,6 +29,11 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 
 	"github.com/testbed-dev/testbed/internal/images"
@@ -251,4 +257,77 @@ func HostingConfigMap() map[string]any {
 			"localRegistryHosting.v1": fmt.Sprintf("host: %q\nhelp: \"https://kind.sigs.k8s.io/docs/user/local-registry/\"\n", Host),
 		},
 	}
+}
+
+// Check makes sure each reference is in its registry (a HEAD of its
+// manifest, with the credentials of the Docker config as docker uses
+// them), so that a wrong tag or an unreachable registry fails the run at
+// once, naming the image, the tag and the registry, instead of as a pod
+// that cannot pull minutes later.
+func Check(ctx context.Context, refs []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	var errs []error
+	for _, s := range refs {
+		ref, err := name.ParseReference(s)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", s, err))
+			continue
+		}
+		_, err = remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		var terr *transport.Error
+		switch {
+		case err == nil:
+		case errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound:
+			errs = append(errs, fmt.Errorf("%s: the registry %s has no %s:%s (IMAGE_TAG=%s): push it first (build:push), or fix IMAGE_TAG", s, ref.Context().RegistryStr(), ref.Context().RepositoryStr(), ref.Identifier(), ref.Identifier()))
+		case errors.As(err, &terr):
+			errs = append(errs, fmt.Errorf("%s: the registry %s answered %d: %v", s, ref.Context().RegistryStr(), terr.StatusCode, err))
+		default:
+			errs = append(errs, fmt.Errorf("%s: the registry %s cannot be reached: %v", s, ref.Context().RegistryStr(), err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Publish writes the engine's image local to the reference target on any
+// registry (build:push), with the Docker config's credentials: the image
+// is saved from the engine and written by go-containerregistry, which
+// sends only the blobs the registry lacks.
+func Publish(ctx context.Context, d images.Docker, local, target string, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
+	defer cancel()
+	ref, err := name.ParseReference(target)
+	if err != nil {
+		return fmt.Errorf("%s: %w", target, err)
+	}
+	f, err := os.CreateTemp("", "testbed-push-*.tar")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	rc, err := d.ImageSave(ctx, []string{local})
+	if err == nil {
+		_, err = io.Copy(f, rc)
+		rc.Close()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("saving %s: %w", local, err)
+	}
+	tag, err := name.NewTag(local)
+	if err != nil {
+		return fmt.Errorf("%s: %w", local, err)
+	}
+	img, err := tarball.ImageFromPath(f.Name(), &tag)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", local, err)
+	}
+	t0 := time.Now()
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+		return fmt.Errorf("pushing %s to %s: %w", local, ref.Context().RegistryStr(), err)
+	}
+	fmt.Fprintf(w, "pushed %s as %s in %s\n", local, target, time.Since(t0).Round(time.Millisecond))
+	return nil
 }
