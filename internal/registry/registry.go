@@ -135,10 +135,12 @@ func Connect(ctx context.Context, d *client.Client) error {
 func waitUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	client, done := newClient()
+	defer done()
 	var last error
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+fmt.Sprint(HostPort)+"/v2/", nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -226,7 +228,9 @@ func Has(ctx context.Context, ref string) (bool, error) {
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, fmt.Sprintf("http://127.0.0.1:%d/v2/%s/manifests/%s", HostPort, repo, tag), nil)
 	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json")
-	resp, err := http.DefaultClient.Do(req)
+	client, done := newClient()
+	defer done()
+	resp, err := client.Do(req)
 	if err != nil {
 		return false, fmt.Errorf("the local registry: %w", err)
 	}
@@ -267,6 +271,8 @@ func HostingConfigMap() map[string]any {
 func Check(ctx context.Context, refs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
+	tr := transportOwn()
+	defer tr.CloseIdleConnections()
 	var errs []error
 	for _, s := range refs {
 		ref, err := name.ParseReference(s)
@@ -274,7 +280,7 @@ func Check(ctx context.Context, refs []string) error {
 			errs = append(errs, fmt.Errorf("%s: %w", s, err))
 			continue
 		}
-		_, err = remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain))
+		_, err = remote.Head(ref, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr))
 		var terr *transport.Error
 		switch {
 		case err == nil:
@@ -325,9 +331,22 @@ func Publish(ctx context.Context, d images.Docker, local, target string, w io.Wr
 		return fmt.Errorf("reading %s: %w", local, err)
 	}
 	t0 := time.Now()
-	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain)); err != nil {
+	tr := transportOwn()
+	defer tr.CloseIdleConnections()
+	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr)); err != nil {
 		return fmt.Errorf("pushing %s to %s: %w", local, ref.Context().RegistryStr(), err)
 	}
 	fmt.Fprintf(w, "pushed %s as %s in %s\n", local, target, time.Since(t0).Round(time.Millisecond))
 	return nil
+}
+
+// transportOwn is a transport of the call's own: its idle connections
+// are closed when the call returns, so no goroutine outlives it.
+func transportOwn() *http.Transport { return http.DefaultTransport.(*http.Transport).Clone() }
+
+// newClient is an HTTP client on a transport of its own, and what closes
+// its connections.
+func newClient() (*http.Client, func()) {
+	tr := transportOwn()
+	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr.CloseIdleConnections
 }
