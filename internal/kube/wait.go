@@ -241,8 +241,10 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 // remedy says what to do about a pod that cannot start, by its reason.
 func remedy(reason string) string {
 	switch reason {
-	case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
-		return "what to do: the image is not on the node and nothing is pulled here; list it under the component's images in the topology (testbed builds or side-loads those and puts their references in the manifests), or set the E2E_*_IMAGE variable of a third-party image to one present on the host"
+	case "ErrImageNeverPull":
+		return "what to do: the image is not on the node and nothing is pulled here; list it under the component's images in the topology (testbed builds or side-loads those and puts their references in the manifests), or set the variable a third-party image's topology entry names (env:) to an image present on the host"
+	case "ErrImagePull", "ImagePullBackOff", "InvalidImageName":
+		return "what to do: the node could not pull the image named above (the pull error says why: a wrong registry, name or tag, or no access); list it under the component's images in the topology so that testbed builds or side-loads it, or with IMAGE_REGISTRY push it first (build:push) with the same IMAGE_TAG"
 	case "CrashLoopBackOff":
 		return "what to do: the container keeps exiting; its log tail is above, and the previous container's full log is under E2E_ARTIFACTS/<service>/diagnostics"
 	case "CreateContainerConfigError", "CreateContainerError":
