@@ -47,3 +47,23 @@ func (t *Testbed) Push(ctx context.Context, service string) error {
 	fmt.Fprintf(t.Out, "testbed: pushed %d image(s) of %s to %s with tag %s in %s\n", n, service, t.Opts.Registry, t.Opts.Tag, time.Since(t0).Round(100*time.Millisecond))
 	return nil
 }
+
+// StartRegistry starts testbed's local registry, or finds it running.
+func (t *Testbed) StartRegistry(ctx context.Context) error {
+	d, err := images.NewDocker(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return registry.Ensure(ctx, d, t.Opts.Root, t.Out)
+}
+
+// RemoveRegistry removes testbed's local registry and its volume.
+func (t *Testbed) RemoveRegistry(ctx context.Context) error {
+	d, err := images.NewDocker(ctx)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return registry.Remove(ctx, d, t.Out)
+}

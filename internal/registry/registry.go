@@ -350,3 +350,29 @@ func newClient() (*http.Client, func()) {
 	tr := transportOwn()
 	return &http.Client{Transport: tr, Timeout: 10 * time.Second}, tr.CloseIdleConnections
 }
+
+// Remove removes the registry container and its volume; a container of
+// that name testbed did not make is left, with an error saying so.
+func Remove(ctx context.Context, d *client.Client, w io.Writer) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := d.ContainerInspect(ctx, Container)
+	if errdefs.IsNotFound(err) {
+		fmt.Fprintf(w, "no registry %s\n", Container)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.Config.Labels[Label] == "" {
+		return fmt.Errorf("the container %s was not made by testbed: left as it is", Container)
+	}
+	if err := d.ContainerRemove(ctx, Container, container.RemoveOptions{Force: true}); err != nil {
+		return err
+	}
+	if err := d.VolumeRemove(ctx, volume, true); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
+	fmt.Fprintf(w, "removed registry %s and its volume %s\n", Container, volume)
+	return nil
+}
