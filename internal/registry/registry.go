@@ -111,6 +111,11 @@ func Ensure(ctx context.Context, d *client.Client, root string, w io.Writer) err
 		RestartPolicy: container.RestartPolicy{Name: container.RestartPolicyUnlessStopped},
 		Binds:         []string{volume + ":/var/lib/registry"},
 	}, nil, nil, Container)
+	if errdefs.IsConflict(err) {
+		// Another run made it at the same moment: use that one.
+		fmt.Fprintf(w, "registry %s was made by another run at the same time\n", Container)
+		return errors.Join(waitUp(ctx), Connect(ctx, d))
+	}
 	if err != nil {
 		return fmt.Errorf("creating %s (is 127.0.0.1:%d free?): %w", Container, HostPort, err)
 	}
