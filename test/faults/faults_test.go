@@ -577,8 +577,8 @@ var (
 	passwords   = map[string]string{} // run → password seen in its Secret
 )
 
-// secretLine is what the run prints once its namespace and its random
-// PostgreSQL password Secret exist.
+// secretLine is what the run prints once its namespace and the random
+// password Secret its topology declares (secrets:) exist.
 const secretLine = "secret postgresql-credentials created"
 
 // checkSecurity watches a run: once it prints secretLine (every run that
