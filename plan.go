@@ -573,26 +573,37 @@ func (r *run) connect(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
+// hostImage is an image of the run as the host's engine has it: a built
+// image's reference and ID, or a third-party image's reference and, when
+// the host holds a copy, its ID ("" when it does not).
+func (r *run) hostImage(ctx context.Context, name string) (d *client.Client, ref, id string, err error) {
+	if d, err = r.dockerClient(ctx); err != nil {
+		return nil, "", "", err
+	}
+	ref, id = r.image(name)
+	if id != "" {
+		return d, ref, id, nil
+	}
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := d.ImageInspect(ictx, ref)
+	if errdefs.IsNotFound(err) {
+		return d, ref, "", nil
+	}
+	if err != nil {
+		return nil, ref, "", fmt.Errorf("inspecting %s: %w", ref, err)
+	}
+	return d, ref, got.ID, nil
+}
+
 func (r *run) load(name string) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		d, err := r.dockerClient(ctx)
-		if err != nil {
-			return err
-		}
-		ref, id := r.image(name)
-		if id == "" {
-			// A third-party image: side-load the host's copy when there is one.
-			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			got, err := d.ImageInspect(ictx, ref)
-			cancel()
-			if errdefs.IsNotFound(err) {
+		d, ref, id, err := r.hostImage(ctx, name)
+		if err != nil || id == "" {
+			if id == "" && err == nil {
 				fmt.Fprintf(w, "%s is not on this host: the node will pull it\n", ref)
-				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("inspecting %s: %w", ref, err)
-			}
-			id = got.ID
+			return err
 		}
 		c, err := r.scope.Open(r.cluster.Name, w)
 		if err != nil {
@@ -668,23 +679,12 @@ func (r *run) checkImages(imgs []string) func(context.Context, io.Writer) error 
 // the registry's reference the one the manifests run.
 func (r *run) push(name string) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		d, err := r.dockerClient(ctx)
-		if err != nil {
-			return err
-		}
-		ref, id := r.image(name)
-		if id == "" {
-			ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			got, err := d.ImageInspect(ictx, ref)
-			cancel()
-			if errdefs.IsNotFound(err) {
+		d, ref, id, err := r.hostImage(ctx, name)
+		if err != nil || id == "" {
+			if id == "" && err == nil {
 				fmt.Fprintf(w, "%s is not on this host: the nodes will pull it from its own registry\n", ref)
-				return nil
 			}
-			if err != nil {
-				return fmt.Errorf("inspecting %s: %w", ref, err)
-			}
-			id = got.ID
+			return err
 		}
 		remote := registry.Ref(name, id)
 		if err := registry.Push(ctx, d, ref, remote, w); err != nil {
