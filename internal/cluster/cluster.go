@@ -580,7 +580,7 @@ func (l infoLogger) Infof(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
 func (l infoLogger) Enabled() bool            { return true }
 
 // ConfigureRegistry points every node's containerd at the local registry
-// and joins the registry to kind's network (E2E_REGISTRY=local).
+// (E2E_REGISTRY=local; registry.Connect joins it to kind's network).
 func (c *Cluster) ConfigureRegistry(ctx context.Context) error {
 	ns, err := c.Nodes(ctx)
 	if err != nil {

@@ -50,8 +50,8 @@ func TestIntegrationPodPullsFromTheLocalRegistry(t *testing.T) {
 	if err := registry.Push(ctx, docker, built.Ref, remote, &out); err != nil {
 		t.Fatal(err)
 	}
-	if ok, err := registry.Has(ctx, remote); err != nil || !ok {
-		t.Fatalf("after the push the registry has no %s (%v)", remote, err)
+	if err := registry.Check(ctx, []string{remote}); err != nil {
+		t.Fatalf("after the push: %v", err)
 	}
 	var again strings.Builder
 	if err := registry.Push(ctx, docker, built.Ref, remote, &again); err != nil || !strings.Contains(again.String(), "in the registry already") {

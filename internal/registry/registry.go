@@ -12,8 +12,6 @@ package registry
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -25,7 +23,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/errdefs"
 	"github.com/docker/go-connections/nat"
@@ -186,61 +183,15 @@ func Ref(name, id string) string {
 	return Host + "/" + name + ":" + id
 }
 
-// Push pushes the local image as remote (a Ref): a tag the registry
-// already holds is not pushed again.
-func Push(ctx context.Context, d *client.Client, local, remote string, w io.Writer) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-	defer cancel()
-	if ok, err := Has(ctx, remote); err != nil {
-		return err
-	} else if ok {
+// Push writes the local image to remote unless the registry holds that
+// reference already (content-derived tags: the same content is pushed
+// once).
+func Push(ctx context.Context, d images.Docker, local, remote string, w io.Writer) error {
+	if Check(ctx, []string{remote}) == nil {
 		fmt.Fprintf(w, "%s is in the registry already\n", remote)
 		return nil
 	}
-	if err := d.ImageTag(ctx, local, remote); err != nil {
-		return fmt.Errorf("tagging %s as %s: %w", local, remote, err)
-	}
-	auth := base64.URLEncoding.EncodeToString([]byte("{}"))
-	t0 := time.Now()
-	rc, err := d.ImagePush(ctx, remote, image.PushOptions{RegistryAuth: auth})
-	if err != nil {
-		return fmt.Errorf("pushing %s: %w", remote, err)
-	}
-	defer rc.Close()
-	dec := json.NewDecoder(rc)
-	for {
-		var m struct {
-			Error string `json:"error"`
-		}
-		if err := dec.Decode(&m); err == io.EOF {
-			break
-		} else if err != nil {
-			return fmt.Errorf("pushing %s: %w", remote, err)
-		}
-		if m.Error != "" {
-			return fmt.Errorf("pushing %s: %s", remote, m.Error)
-		}
-	}
-	fmt.Fprintf(w, "pushed %s in %s\n", remote, time.Since(t0).Round(time.Millisecond))
-	return nil
-}
-
-// Has reports whether the registry holds the reference's manifest.
-func Has(ctx context.Context, ref string) (bool, error) {
-	repo, tag, ok := strings.Cut(strings.TrimPrefix(ref, Host+"/"), ":")
-	if !ok {
-		return false, fmt.Errorf("%s: not a reference of the local registry", ref)
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodHead, fmt.Sprintf("http://127.0.0.1:%d/v2/%s/manifests/%s", HostPort, repo, tag), nil)
-	req.Header.Set("Accept", "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json")
-	client, done := newClient()
-	defer done()
-	resp, err := client.Do(req)
-	if err != nil {
-		return false, fmt.Errorf("the local registry: %w", err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	return Publish(ctx, d, local, remote, w)
 }
 
 // ConfigureNode writes the node's hosts.toml for Host: containerd reads
