@@ -46,7 +46,13 @@ exec /usr/sbin/runc "$@"
 WRAP
 chmod 0755 "$wrapper"
 mkdir -p /etc/containers
-cat > /etc/containers/containers.conf <<'CONF'
+conf=/etc/containers/containers.conf
+if [ -e "$conf" ] && ! grep -q '^# made by testbed tools/podman-up.sh' "$conf"; then
+  echo "podman-up: $conf exists and this script did not write it: merge the runtime below into it by hand" >&2
+  exit 1
+fi
+cat > "$conf" <<'CONF'
+# made by testbed tools/podman-up.sh
 [engine]
 runtime = "runcpodman"
 [engine.runtimes]
