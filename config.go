@@ -23,7 +23,7 @@ var Knobs = []Knob{
 	{"E2E_BUILD_CONCURRENCY", "1", "image builds at once (parallel builds ran out of memory in the project this replaces)"},
 	{"E2E_REBUILD", "0", "1 rebuilds images even when one with the same inputs exists"},
 	{"E2E_BUILD_TIMEOUT", "15m", "deadline of one image build, compile included"},
-	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it)"},
+	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it); on an existing cluster, the run's namespace"},
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
 	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
 	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/<name>-node:<hash>), so its clusters start with them; 0 loads them into each cluster"},
@@ -38,6 +38,8 @@ var Knobs = []Knob{
 	{"KIND_EXPERIMENTAL_PROVIDER", "docker, else nerdctl, else podman", "the container runtime of kind's nodes, as for the kind CLI (docker, podman, nerdctl, finch, nerdctl.lima); node commands testbed runs (pause, port) use it too; image builds follow DOCKER_HOST"},
 	{"E2E_TOPOLOGY", "deploy/topology.yaml", "the topology file, relative to the repository"},
 	{"E2E_REGISTRY", "(none)", "local: nodes pull every image (built or third-party) from testbed's local registry (the container testbed-registry on 127.0.0.1:5001, started or reused), each pushed once, instead of side-loading it into each cluster"},
+	{"E2E_EXISTING_KUBECONFIG", "(none)", "a kubeconfig file: run against that existing cluster (one testbed did not make) instead of a kind cluster: nothing is created, loaded or deleted there; each run gets its own namespace <namespace>-<random>, deleted at the end with the run's own copies of cluster-scoped objects (CRDs are applied and stay); the suite reaches its ports through port-forwards on 127.0.0.1; images come from IMAGE_REGISTRY"},
+	{"E2E_EXISTING_CONTEXT", "the file's current context", "the context of E2E_EXISTING_KUBECONFIG to use"},
 	{"IMAGE_REGISTRY", "(none)", "with IMAGE_TAG: run the images <registry>/<image>:<tag> from a registry; nothing is built or loaded"},
 	{"IMAGE_TAG", "(none)", "the tag of the registry's images (IMAGE_REGISTRY)"},
 }
@@ -67,6 +69,8 @@ type Options struct {
 	Registry         string // IMAGE_REGISTRY: built images come from here
 	LocalRegistry    bool   // E2E_REGISTRY=local: images go through testbed's local registry
 	Tag              string // IMAGE_TAG
+	Existing         string // E2E_EXISTING_KUBECONFIG: run on this existing cluster
+	Context          string // E2E_EXISTING_CONTEXT: its context ("" the current one)
 }
 
 // OptionsFromEnv reads the knobs; root is the repository.
@@ -137,6 +141,19 @@ func OptionsFromEnv(root string) (Options, error) {
 		}
 	default:
 		return c, fmt.Errorf("E2E_REGISTRY=%q: use local, or leave it unset (images are side-loaded)", v)
+	}
+	c.Existing, c.Context = os.Getenv("E2E_EXISTING_KUBECONFIG"), os.Getenv("E2E_EXISTING_CONTEXT")
+	if c.Existing != "" {
+		var err error
+		if c.Existing, err = filepath.Abs(c.Existing); err != nil {
+			return c, fmt.Errorf("E2E_EXISTING_KUBECONFIG: %w", err)
+		}
+	}
+	if c.Context != "" && c.Existing == "" {
+		return c, fmt.Errorf("E2E_EXISTING_CONTEXT=%s names a context of E2E_EXISTING_KUBECONFIG, which is not set", c.Context)
+	}
+	if c.Existing != "" && c.LocalRegistry {
+		return c, fmt.Errorf("E2E_EXISTING_KUBECONFIG and E2E_REGISTRY=local: testbed does not point the nodes of a cluster it did not make at its registry; push with build:push and set IMAGE_REGISTRY and IMAGE_TAG")
 	}
 	c.Topology = os.Getenv("E2E_TOPOLOGY")
 	if c.Topology == "" {

@@ -64,7 +64,9 @@ type run struct {
 	name    string
 	svc     *topology.Service
 	scope   cluster.Scope
-	cluster *cluster.Cluster
+	cluster *cluster.Cluster // nil on a shared cluster
+	ns      string           // the namespace the components run in
+	shared  *sharedCluster   // set on a cluster testbed did not make
 
 	// made is set once this run started kind for its cluster: only then
 	// does the run delete the cluster at its end.
@@ -124,13 +126,25 @@ func (r *run) kubeClient() (*kube.Client, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.kube == nil {
-		k, err := kube.NewClient(r.cluster.Kubeconfig)
+		k, err := kube.NewClient(r.kubeconfig())
 		if err != nil {
 			return nil, err
 		}
+		// On a cluster testbed did not make, fields another manager set
+		// are not taken over.
+		k.ForceConflicts = r.shared == nil
 		r.kube = k
 	}
 	return r.kube, nil
+}
+
+// kubeconfig is the file of the run's cluster: the kind cluster's own, or
+// the one context of a shared cluster.
+func (r *run) kubeconfig() string {
+	if r.shared != nil {
+		return r.shared.kubeconfig
+	}
+	return r.cluster.Kubeconfig
 }
 
 func (r *run) setImage(name, ref, id string) {
@@ -148,6 +162,9 @@ func (r *run) image(name string) (ref, id string) {
 func (r *run) close() {
 	if r.docker != nil {
 		r.docker.Close()
+	}
+	if r.shared != nil {
+		r.shared.close()
 	}
 }
 
@@ -194,17 +211,34 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if err != nil {
 		return nil, nil, &InputError{err}
 	}
-	cl, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
-	if err != nil {
-		return nil, nil, err
+	// existing: a cluster testbed did not make (see sharedCluster).
+	existing := t.Opts.Existing != ""
+	if existing && warm {
+		return nil, nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: warm clusters are kind clusters testbed makes; unset it to warm")}
+	}
+	var cl *cluster.Cluster
+	if !existing {
+		if cl, err = t.scope().Open(t.scope().NameFor(service), io.Discard); err != nil {
+			return nil, nil, err
+		}
 	}
 	memo := t.memo
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
-	importClass := "import:" + cl.Name
-	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency, importClass: 1}}
+	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
+	if existing {
+		if r.shared, err = openShared(t.Opts); err != nil {
+			return nil, nil, err
+		}
+		r.ns = runNamespace(t.Topo.Namespace)
+	}
+	p := &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency}}
+	var importClass string // one import into the cluster's nodes at a time
+	if cl != nil {
+		importClass = "import:" + cl.Name
+		p.Limits[importClass] = 1
+	}
 	add := func(s engine.Step) { p.Steps = append(p.Steps, s) }
 
 	imgs := t.Topo.ImagesOf(svc)
@@ -223,7 +257,12 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		}
 	}
 	clusterStep := stepConnect
-	if parts.Create {
+	if existing {
+		clusterStep = stepShared
+		if parts.Create || parts.Load || parts.Deploy {
+			add(engine.Step{Name: stepShared, Phase: engine.PhaseCluster, Run: r.connectShared})
+		}
+	} else if parts.Create {
 		clusterStep = stepCluster
 		var needs []string
 		if third := r.thirdParty(imgs); len(third) > 0 && t.Opts.Bake && parts.Load && !t.Opts.LocalRegistry {
@@ -234,12 +273,15 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	} else if parts.Load || parts.Deploy {
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
-	loaded := func(name string) bool { return parts.Load && (built(name) || !t.Topo.Images[name].Built()) }
+	// Nothing is loaded into a shared cluster: it pulls.
+	loaded := func(name string) bool {
+		return parts.Load && !existing && (built(name) || !t.Topo.Images[name].Built())
+	}
 	// local: each image goes to testbed's registry once, and the nodes
 	// pull it. viaLocal: the nodes pull from that registry (local, or
 	// IMAGE_REGISTRY names it).
 	local := t.Opts.LocalRegistry && parts.Load
-	viaLocal := local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy))
+	viaLocal := local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy) && !existing)
 	if local {
 		add(engine.Step{Name: stepRegistry, Phase: engine.PhaseCluster, Run: r.startRegistry})
 	}
@@ -274,7 +316,9 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	}
 	if parts.Deploy {
 		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
-		add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
+		if !existing { // a shared cluster's DNS is up
+			add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
+		}
 		if t.Opts.Coverage {
 			add(engine.Step{Name: stepCoverDir, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareCoverDir})
 		}
@@ -303,7 +347,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 			for _, n := range c.Needs {
 				needs = append(needs, readyStep(n))
 			}
-			if len(c.Needs) > 0 {
+			if len(c.Needs) > 0 && !existing {
 				// It reaches what it needs by Service name.
 				needs = append(needs, stepDNS)
 			}
@@ -315,6 +359,10 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 			add(engine.Step{Name: stepPauseWarm, Needs: gate, Phase: engine.PhaseWait, Run: r.pauseWarm})
 		}
 		if parts.Suite && svc.Suite != topology.NoSuite {
+			if len(svc.Ports) > 0 && existing {
+				add(engine.Step{Name: stepForward, Needs: gate, Phase: engine.PhaseWait, Run: r.forwardPorts})
+				gate = append(gate, stepForward)
+			}
 			if len(svc.Ports) > 0 {
 				add(engine.Step{Name: stepPorts, Needs: gate, Phase: engine.PhaseWait, Run: r.reachPorts})
 				gate = append(gate, stepPorts)
@@ -329,7 +377,13 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		// After the diagnostics: flushing stops the pods whose logs they keep.
 		p.Finally = append(p.Finally, engine.Step{Name: stepCoverage, Run: r.collectCoverage})
 	}
-	if parts.Destroy && parts.Create && !t.Opts.KeepCluster {
+	if existing && parts.Deploy {
+		// What the suite is done with goes; without a suite (deploy:parallel)
+		// the namespace is what the user asked for.
+		keep := t.Opts.KeepCluster || !parts.Suite
+		p.Finally = append(p.Finally, engine.Step{Name: stepRelease, Run: r.release(keep)})
+	}
+	if parts.Destroy && parts.Create && !t.Opts.KeepCluster && !existing {
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: r.deleteIfMade})
 	}
 	if warm {
@@ -337,6 +391,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, OnFailure: true, Run: r.deleteIfMade})
 	}
 	if err := p.Validate(); err != nil {
+		r.close()
 		return nil, nil, &InputError{err}
 	}
 	return p, r, nil
@@ -720,13 +775,24 @@ func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := k.EnsureNamespace(ctx, r.topo.Namespace); err != nil {
-		return fmt.Errorf("namespace %s: %w", r.topo.Namespace, err)
+	if r.shared != nil {
+		// The run's own: created, never taken over.
+		err = k.CreateNamespace(ctx, r.ns, map[string]string{"app.kubernetes.io/managed-by": kube.FieldManager, kube.RunLabel: r.ns})
+		if err == nil {
+			r.shared.mu.Lock()
+			r.shared.made = true
+			r.shared.mu.Unlock()
+		}
+	} else {
+		err = k.EnsureNamespace(ctx, r.ns)
 	}
-	fmt.Fprintf(w, "namespace %s\n", r.topo.Namespace)
+	if err != nil {
+		return fmt.Errorf("namespace %s: %w", r.ns, err)
+	}
+	fmt.Fprintf(w, "namespace %s\n", r.ns)
 	for _, name := range slices.Sorted(maps.Keys(r.topo.Secrets)) {
 		keys := r.topo.Secrets[name].Generate
-		created, err := k.EnsureSecret(ctx, r.topo.Namespace, name, keys)
+		created, err := k.EnsureSecret(ctx, r.ns, name, keys)
 		if err != nil {
 			return fmt.Errorf("secret %s: %w", name, err)
 		}
@@ -805,7 +871,7 @@ func (r *run) manifests(name string, c *topology.Component) ([]kube.Object, erro
 		return nil, err
 	}
 	// Idempotent: it only sets or clears each object's namespace.
-	if err := k.SetNamespace(objs, r.topo.Namespace); err != nil {
+	if err := k.SetNamespace(objs, r.ns); err != nil {
 		return nil, err
 	}
 	return objs, nil
@@ -829,9 +895,20 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 		}
 		refs[img] = ref
 	}
-	objs, err := kube.Render(r.topo.Path(c.Manifests), r.topo.Namespace, refs)
+	objs, err := kube.Render(r.topo.Path(c.Manifests), r.ns, refs)
 	if err != nil {
 		return nil, err
+	}
+	var own []kube.Object
+	var ports map[int32]kube.ServicePort
+	if r.shared != nil {
+		k, err := r.kubeClient()
+		if err != nil {
+			return nil, err
+		}
+		if own, ports, err = r.isolate(k, objs); err != nil {
+			return nil, err
+		}
 	}
 	if r.cfg.Coverage {
 		kube.AddCoverDir(objs, r.builtRefs(c), cluster.CoverDir, coverMount)
@@ -842,6 +919,9 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 		return cached, nil
 	}
 	r.objs[name] = objs
+	if r.shared != nil {
+		r.shared.keep(own, ports)
+	}
 	return objs, nil
 }
 
@@ -855,7 +935,7 @@ func (r *run) apply(name string, c *topology.Component) func(context.Context, io
 		if err != nil {
 			return err
 		}
-		return k.Apply(ctx, r.topo.Namespace, objs, w)
+		return k.Apply(ctx, r.ns, objs, w)
 	}
 }
 
@@ -879,8 +959,8 @@ func (r *run) ready(name string, c *topology.Component) func(context.Context, io
 // SuiteEnv is what a suite is told about its environment.
 func (r *run) SuiteEnv() []string {
 	env := []string{
-		suiteenv.KubeconfigVar + "=" + r.cluster.Kubeconfig,
-		suiteenv.NamespaceVar + "=" + r.topo.Namespace,
+		suiteenv.KubeconfigVar + "=" + r.kubeconfig(),
+		suiteenv.NamespaceVar + "=" + r.ns,
 	}
 	for _, p := range r.svc.Ports {
 		env = append(env, fmt.Sprintf("%s=http://127.0.0.1:%d", suiteenv.URLVar(p.Name), r.hostPort(p)))
@@ -999,10 +1079,12 @@ func (c *ranCounter) empty() string {
 func artifacts(cfg Options, service string) string { return filepath.Join(cfg.Artifacts, service) }
 
 func (r *run) diagnose(ctx context.Context, w io.Writer) error {
-	ok, err := r.cluster.Exists(ctx)
-	if err != nil || !ok {
-		fmt.Fprintln(w, "no cluster to diagnose")
-		return err
+	if r.cluster != nil {
+		ok, err := r.cluster.Exists(ctx)
+		if err != nil || !ok {
+			fmt.Fprintln(w, "no cluster to diagnose")
+			return err
+		}
 	}
 	dir := filepath.Join(artifacts(r.cfg, r.name), "diagnostics")
 	if err := os.RemoveAll(dir); err != nil {
@@ -1010,11 +1092,13 @@ func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 	}
 	var errs []error
 	if k, err := r.kubeClient(); err == nil {
-		errs = append(errs, k.Diagnose(ctx, r.topo.Namespace, dir))
+		errs = append(errs, k.Diagnose(ctx, r.ns, dir))
 	} else {
 		errs = append(errs, err)
 	}
-	errs = append(errs, r.cluster.CollectLogs(ctx, filepath.Join(dir, "kind")))
+	if r.cluster != nil {
+		errs = append(errs, r.cluster.CollectLogs(ctx, filepath.Join(dir, "kind")))
+	}
 	fmt.Fprintf(w, "diagnostics written to %s\n", dir)
 	return errors.Join(errs...)
 }

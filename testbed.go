@@ -110,7 +110,11 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		return nil, err
 	}
 	defer r.close()
-	fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
+	if r.shared != nil {
+		fmt.Fprintf(t.Out, "testbed: %s, mode %s, existing cluster %s (context %s), namespace %s\n", service, t.Opts.Mode, r.shared.server, r.shared.context, r.ns)
+	} else {
+		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
+	}
 	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: t.Out, Style: t.style(), Progress: t.progress})
 	if res == nil {
 		return nil, err
@@ -122,7 +126,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
 	}
-	if parts.Create || parts.Deploy {
+	if r.cluster != nil && (parts.Create || parts.Deploy) {
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)

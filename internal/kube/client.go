@@ -37,10 +37,17 @@ type Client struct {
 	Core    kubernetes.Interface
 	Dynamic dynamic.Interface
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	cfg     *rest.Config
+
+	// ForceConflicts takes over fields another manager set, as on the
+	// clusters testbed makes. On a cluster it did not make it is false: an
+	// object someone else manages (a CRD installed by a release) is not
+	// changed, and the apply fails naming the manager.
+	ForceConflicts bool
 }
 
 // NewClient connects through the kubeconfig file at path (the cluster's
-// own, never the user's default).
+// own, never the user's default), with its current context.
 func NewClient(path string) (*Client, error) {
 	cfg, err := clientcmd.BuildConfigFromFlags("", path)
 	if err != nil {
@@ -60,7 +67,7 @@ func newClient(cfg *rest.Config) (*Client, error) {
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(core.Discovery()))
-	return &Client{Core: core, Dynamic: dyn, mapper: mapper}, nil
+	return &Client{Core: core, Dynamic: dyn, mapper: mapper, cfg: cfg, ForceConflicts: true}, nil
 }
 
 // resource finds the API resource of an object. A kind it does not know
@@ -134,7 +141,7 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 	patch := func() (*unstructured.Unstructured, error) {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		force := true
+		force := c.ForceConflicts
 		return ri.Patch(rctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
 	}
 	before := resourceVersion(ctx, ri, o.GetName())
@@ -148,6 +155,9 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 		if err == nil {
 			return "replaced", nil
 		}
+	}
+	if apierrors.IsConflict(err) && !c.ForceConflicts {
+		return "", fmt.Errorf("%w\n  it exists and another manager set these fields differently: testbed does not change what it did not make; align the manifest with the cluster's object, or use a cluster of your own", err)
 	}
 	if err != nil {
 		return "", err
@@ -194,6 +204,32 @@ func (c *Client) EnsureNamespace(ctx context.Context, ns string) error {
 	return err
 }
 
+// CreateNamespace creates ns with the labels; an existing namespace is an
+// error (it is not the caller's to take over).
+func (c *Client) CreateNamespace(ctx context.Context, ns string, labels map[string]string) error {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
+	_, err := c.Core.CoreV1().Namespaces().Create(rctx, n, metav1.CreateOptions{FieldManager: FieldManager})
+	return err
+}
+
+// Delete deletes the objects (cluster-scoped or not) and waits until each
+// is gone; a missing one is not an error.
+func (c *Client) Delete(ctx context.Context, objs []Object) error {
+	var errs []error
+	for _, o := range objs {
+		ri, err := c.resourceFor(o.Unstructured)
+		if err == nil {
+			err = deleteAndWait(ctx, ri, o.GetName())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("deleting %s: %w", o, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // EnsureSecret creates a Secret holding a random value (48 hex digits)
 // under each key, once: an existing Secret is kept, so a reused cluster
 // keeps its password.
@@ -219,7 +255,10 @@ func (c *Client) EnsureSecret(ctx context.Context, ns, name string, keys []strin
 	return err == nil, err
 }
 
-// DeleteNamespace deletes ns and waits until it is gone.
+// DeleteNamespace deletes ns and waits until it is gone. Its pods are
+// killed, not stopped gracefully: nothing of the namespace is kept, and a
+// database's graceful stop waits for clients that are going too (seen:
+// 28 s for the reference platform's namespace, PostgreSQL waiting).
 func (c *Client) DeleteNamespace(ctx context.Context, ns string) error {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -229,6 +268,11 @@ func (c *Client) DeleteNamespace(ctx context.Context, ns string) error {
 	}
 	if err != nil {
 		return err
+	}
+	// The namespace is terminating: no new pod starts in it.
+	now := int64(0)
+	if err := c.Core.CoreV1().Pods(ns).DeleteCollection(rctx, metav1.DeleteOptions{GracePeriodSeconds: &now}, metav1.ListOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("killing the pods of %s: %w", ns, err)
 	}
 	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		_, err := c.Core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})

@@ -1,0 +1,212 @@
+package testbed
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/testbed-dev/testbed/internal/kube"
+)
+
+// A shared cluster is one testbed did not make (E2E_EXISTING_KUBECONFIG):
+// a team's cluster, reached through a context of the user's kubeconfig.
+// testbed creates and deletes no cluster there and changes nothing it did
+// not make. Each run has its own namespace, <namespace>-<random>, and its
+// own copies of the cluster-scoped objects other than CRDs; CRDs are
+// applied without taking over another manager's fields, and never
+// deleted. Services lose their node ports (a node port is the cluster's,
+// and two runs would ask for the same one): the suite reaches each port
+// of the topology through a port-forward on 127.0.0.1 instead, under the
+// same E2E_<PORT>_URL. At the end the namespace, the run's own copies and
+// the port-forwards go (E2E_KEEP_CLUSTER=1 keeps the namespace and its
+// copies). Images come from a registry (IMAGE_REGISTRY, IMAGE_TAG).
+type sharedCluster struct {
+	source  string // the user's kubeconfig file
+	context string // its context the run uses
+	server  string // that context's API server
+	dir     string // holds kubeconfig, removed at the end
+	// kubeconfig holds only that context: the run's and the suite's.
+	kubeconfig string
+
+	mu        sync.Mutex
+	made      bool                        // the run created its namespace
+	own       []kube.Object               // its own copies of cluster-scoped objects
+	nodePorts map[int32]kube.ServicePort // node port → the Service port that had it
+	forwards  []*kube.Forward
+}
+
+const (
+	stepShared  = "connect existing cluster"
+	stepForward = "forward ports"
+	stepRelease = "release namespace"
+)
+
+// openShared checks the options of a run on a shared cluster and writes
+// the one-context kubeconfig it uses.
+func openShared(o Options) (*sharedCluster, error) {
+	switch {
+	case o.Registry == "":
+		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: nothing is loaded into a cluster testbed did not make, so its images come from a registry: set IMAGE_REGISTRY and IMAGE_TAG (build:push <service> puts them there)")}
+	case o.ReuseCluster:
+		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG and E2E_REUSE_CLUSTER=1: an existing cluster is always used as it is; unset E2E_REUSE_CLUSTER")}
+	}
+	dir, err := os.MkdirTemp("", "testbed-shared-")
+	if err != nil {
+		return nil, err
+	}
+	s := &sharedCluster{source: o.Existing, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), nodePorts: map[int32]kube.ServicePort{}}
+	s.context, s.server, err = kube.WriteContext(o.Existing, o.Context, s.kubeconfig)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, &InputError{fmt.Errorf("E2E_EXISTING_KUBECONFIG: %w", err)}
+	}
+	return s, nil
+}
+
+// runNamespace is a namespace of its own for a run on a shared cluster:
+// base-<5 random letters or digits>, at most 63 characters.
+func runNamespace(base string) string {
+	const alphabet = "bcdfghjklmnpqrstvwxz2456789" // no vowels: no words
+	b := make([]byte, 5)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	if len(base) > 57 {
+		base = base[:57]
+	}
+	return base + "-" + string(b)
+}
+
+// connectShared waits for the shared cluster's API server.
+func (r *run) connectShared(ctx context.Context, w io.Writer) error {
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("context %s of %s (%s): %w", r.shared.context, r.shared.source, r.shared.server, err)
+	}
+	fmt.Fprintf(w, "using existing cluster: context %s of %s, API server %s (answered in %s); namespace %s\n",
+		r.shared.context, r.shared.source, r.shared.server, time.Since(t0).Round(time.Millisecond), r.ns)
+	return nil
+}
+
+// isolate makes a component's rendered objects the run's own on a shared
+// cluster (see sharedCluster).
+func (r *run) isolate(k *kube.Client, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
+	if err := k.SetNamespace(objs, r.ns); err != nil {
+		return nil, nil, err
+	}
+	ports, err = kube.ClusterIPOnly(objs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return kube.OwnCopies(objs, r.ns), ports, nil
+}
+
+// keep records what render made of a component on a shared cluster.
+func (s *sharedCluster) keep(own []kube.Object, ports map[int32]kube.ServicePort) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.own = append(s.own, own...)
+	for np, sp := range ports {
+		s.nodePorts[np] = sp
+	}
+}
+
+// forwardPorts forwards a port of 127.0.0.1 to each port of the service,
+// to the Service port that had its node port: the suite's E2E_<PORT>_URL
+// names it.
+func (r *run) forwardPorts(ctx context.Context, w io.Writer) error {
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	local := map[int]int{}
+	for _, p := range r.svc.Ports {
+		r.shared.mu.Lock()
+		sp, ok := r.shared.nodePorts[int32(p.NodePort)]
+		r.shared.mu.Unlock()
+		if !ok {
+			return fmt.Errorf("port %s: no Service of %s's components has nodePort %d, so there is nothing to forward to", p.Name, r.name, p.NodePort)
+		}
+		f, err := k.Forward(ctx, r.ns, sp.Service, sp.Port)
+		if err != nil {
+			return fmt.Errorf("port %s: %w", p.Name, err)
+		}
+		r.shared.mu.Lock()
+		r.shared.forwards = append(r.shared.forwards, f)
+		r.shared.mu.Unlock()
+		local[p.NodePort] = f.Local
+		fmt.Fprintf(w, "%s: 127.0.0.1:%d → service %s port %d (pod %s)\n", p.Name, f.Local, sp.Service, sp.Port, f.Pod)
+	}
+	r.mu.Lock()
+	r.ports = local
+	r.mu.Unlock()
+	return nil
+}
+
+// stopForwards ends the run's port-forwards.
+func (s *sharedCluster) stopForwards(w io.Writer) {
+	s.mu.Lock()
+	fs := s.forwards
+	s.forwards = nil
+	s.mu.Unlock()
+	for _, f := range fs {
+		if why := f.Stop(); why != "" {
+			fmt.Fprintf(w, "port-forward 127.0.0.1:%d: %s\n", f.Local, why)
+		}
+	}
+}
+
+// release ends the run on the shared cluster: its port-forwards stop; its
+// namespace and its own copies of cluster-scoped objects are deleted
+// (unless kept), and nothing else.
+func (r *run) release(keep bool) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		s := r.shared
+		s.stopForwards(w)
+		s.mu.Lock()
+		made, own := s.made, slices.Clone(s.own)
+		s.mu.Unlock()
+		if !made {
+			fmt.Fprintln(w, "no namespace was made")
+			return nil
+		}
+		if keep {
+			fmt.Fprintf(w, "kept namespace %s (E2E_KEEP_CLUSTER=1 or no suite)", r.ns)
+			if len(own) > 0 {
+				fmt.Fprintf(w, " and %d cluster-scoped object(s) labelled %s=%s", len(own), kube.RunLabel, r.ns)
+			}
+			fmt.Fprintln(w)
+			return nil
+		}
+		k, err := r.kubeClient()
+		if err != nil {
+			return err
+		}
+		t0 := time.Now()
+		err = errors.Join(k.Delete(ctx, own), k.DeleteNamespace(ctx, r.ns))
+		if err != nil {
+			return fmt.Errorf("releasing namespace %s: %w", r.ns, err)
+		}
+		fmt.Fprintf(w, "deleted namespace %s and %d cluster-scoped object(s) of this run in %s; CRDs stay\n", r.ns, len(own), time.Since(t0).Round(100*time.Millisecond))
+		return nil
+	}
+}
+
+// close ends what the run left on the shared cluster's side of this
+// process: port-forwards and the one-context kubeconfig.
+func (s *sharedCluster) close() {
+	s.stopForwards(io.Discard)
+	os.RemoveAll(s.dir)
+}
