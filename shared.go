@@ -36,8 +36,8 @@ type sharedCluster struct {
 	kubeconfig string
 
 	mu        sync.Mutex
-	made      bool                        // the run created its namespace
-	own       []kube.Object               // its own copies of cluster-scoped objects
+	made      bool                       // the run created its namespace
+	own       []kube.Object              // its own copies of cluster-scoped objects
 	nodePorts map[int32]kube.ServicePort // node port → the Service port that had it
 	forwards  []*kube.Forward
 }

@@ -196,4 +196,3 @@ func targetPort(p *corev1.Pod, sp *corev1.ServicePort) (int, error) {
 	}
 	return int(sp.Port), nil
 }
-
