@@ -28,6 +28,18 @@
 // written under Options.Artifacts before the cluster goes; the timeline
 // (text, JSON, SVG) with its critical path is written in every case.
 //
+// # Where the images and the cluster come from
+//
+// By default each image is built here and side-loaded into a kind cluster
+// made for the run. Options.LocalRegistry pushes them once to a registry
+// testbed runs beside kind instead; Options.Registry and Options.Tag run
+// images a build job pushed (Push is that job). Options.Existing runs on
+// a cluster testbed did not make: nothing is created or deleted there,
+// each run gets a namespace of its own (deleted at the end), its own
+// copies of cluster-scoped objects other than CRDs, and port-forwards on
+// 127.0.0.1 in place of node ports, so two runs there at once do not
+// collide.
+//
 // # Three ways in
 //
 //   - Mage: import package targets into a magefile (//mage:import) for
