@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"net"
+	"net/http"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -12,10 +13,12 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/testbed-dev/testbed/internal/kube"
@@ -183,6 +186,97 @@ func TestTwoRunsAtOnceOnAnExistingCluster(t *testing.T) {
 		if _, err := k.Core.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 			t.Errorf("namespace %s: %v, want it gone", ns, err)
 		}
+	}
+	forwardOutlivesItsPod(t, ctx, k, tag)
+}
+
+// forwardOutlivesItsPod: a port-forward whose pod goes moves to another
+// Ready pod of the Service on the same local port (a suite that restarts
+// a pod keeps its URL), and ends with Stop.
+func forwardOutlivesItsPod(t *testing.T, ctx context.Context, k *kube.Client, tag string) {
+	t.Helper()
+	const ns = "forward-check"
+	if err := k.CreateNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{"app": "store"}
+	two := int32(2)
+	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: intstr.FromString("http")}}, PeriodSeconds: 1}
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "store"},
+		Spec: appsv1.DeploymentSpec{Replicas: &two, Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "store", Image: registry.Host + "/store:" + tag,
+				Env: []corev1.EnvVar{{Name: "STORE_TOKEN", Value: "t"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}, ReadinessProbe: probe}}},
+		}},
+	}
+	if _, err := k.Core.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "store"}, Spec: corev1.ServiceSpec{Selector: labels, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromString("http")}}}}
+	if _, err := k.Core.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		got, err := k.Core.AppsV1().Deployments(ns).Get(ctx, "store", metav1.GetOptions{})
+		if err == nil && got.Status.ReadyReplicas == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the store Deployment is not Ready: %v %v", got.Status, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	f, err := k.Forward(ctx, ns, "store", 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/healthz", f.Local)
+	client := &http.Client{Timeout: 2 * time.Second}
+	get := func() error {
+		resp, err := client.Get(url)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s", resp.Status)
+		}
+		return nil
+	}
+	if err := get(); err != nil {
+		f.Stop()
+		t.Fatalf("through the forward: %v", err)
+	}
+	now := int64(0)
+	if err := k.Core.CoreV1().Pods(ns).Delete(ctx, f.Pod, metav1.DeleteOptions{GracePeriodSeconds: &now}); err != nil {
+		f.Stop()
+		t.Fatal(err)
+	}
+	// The pod's sandbox goes a moment after the pod: until then the old
+	// connection may still answer.
+	t0 := time.Now()
+	for get() == nil && time.Since(t0) < 20*time.Second {
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the forward failed %s after its pod was deleted", time.Since(t0).Round(100*time.Millisecond))
+	for err := get(); err != nil; err = get() {
+		if time.Since(t0) > 30*time.Second {
+			f.Stop()
+			t.Fatalf("30 s after its pod %s went, the forward still fails: %v", f.Pod, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("the forward answered again %s after its pod went", time.Since(t0).Round(100*time.Millisecond))
+	why := f.Stop()
+	t.Logf("Stop: %s", why)
+	if !strings.Contains(why, "another pod took over 1 time") {
+		t.Errorf("after its pod went, Stop says %q", why)
+	}
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", f.Local), time.Second); err == nil {
+		c.Close()
+		t.Errorf("127.0.0.1:%d accepts connections after Stop", f.Local)
 	}
 }
 

@@ -6,15 +6,18 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/tools/portforward"
 	"k8s.io/client-go/transport/spdy"
+	"k8s.io/klog/v2"
 )
 
 // Forward is a port-forward from 127.0.0.1 to a Service's port, through
@@ -27,8 +30,10 @@ type Forward struct {
 	done   chan struct{}
 
 	mu       sync.Mutex
-	switches int   // how many times another pod took over
-	lost     error // why the last pod's connection ended
+	switches int    // how many times another pod took over
+	lost     error  // why the last pod's connection ended
+	failed   int    // connections that failed to reach the pod
+	failure  string // the last of them
 }
 
 // Stop ends the forward, waits until its listener is closed, and says
@@ -38,10 +43,23 @@ func (f *Forward) Stop() string {
 	<-f.done
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.switches == 0 {
-		return ""
+	var says []string
+	if f.failed > 0 {
+		says = append(says, fmt.Sprintf("%d connection(s) failed to reach the pod, the last: %s", f.failed, f.failure))
 	}
-	return fmt.Sprintf("another pod took over %d time(s); the last connection ended with: %v", f.switches, f.lost)
+	if f.switches > 0 {
+		says = append(says, fmt.Sprintf("another pod took over %d time(s); the last connection ended with: %v", f.switches, f.lost))
+	}
+	return strings.Join(says, "; ")
+}
+
+// record keeps what client-go's forwarder reports of a connection that
+// failed (it would print it on stderr, into the suite's output).
+func (f *Forward) record(prefix, args string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failed++
+	f.failure = args
 }
 
 // Forward forwards a free port of 127.0.0.1 to port (the Service's port
@@ -50,8 +68,9 @@ func (f *Forward) Stop() string {
 // connection is lost (the pod went), a Ready pod takes over on the same
 // local port, until Stop.
 func (c *Client) Forward(ctx context.Context, ns, service string, port int32) (*Forward, error) {
-	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	f := &Forward{cancel: cancel, done: make(chan struct{})}
+	f := &Forward{done: make(chan struct{})}
+	fctx, cancel := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), funcr.New(f.record, funcr.Options{})))
+	f.cancel = cancel
 	// start forwards local (0: a free port) to a Ready pod.
 	start := func(ctx context.Context, local int) (pod string, got int, errc chan error, err error) {
 		pod, target, err := c.podFor(ctx, ns, service, port)
