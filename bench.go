@@ -100,7 +100,8 @@ const benchTopology = "deploy/bench/topology.yaml"
 // BenchSetup measures a service's whole setup (build, fresh cluster, load,
 // deploy; no suite) in each mode, n times, interleaved. A warm-up build
 // first makes every mode's builds "cached", so the modes differ only in
-// scheduling. Timelines go to E2E_ARTIFACTS/<service>/bench/<mode>-<run>/.
+// scheduling; with Opts.Rebuild every run builds instead (bench:setup
+// heavy: builds that take as long as the origin's). Timelines go to E2E_ARTIFACTS/<service>/bench/<mode>-<run>/.
 func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	tb := *t
 	if _, ok := t.Topo.Services[service]; !ok {
@@ -114,10 +115,18 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	quiet := tb
 	quiet.Out = io.Discard
 	quiet.Opts.Warm = false // a fresh cluster per run: warm clusters are the column of their own
-	if _, err := quiet.Run(ctx, service, PartsBuild); err != nil {
-		return fmt.Errorf("warm-up build: %w", err)
+	builds := "build cached"
+	if t.Opts.Rebuild {
+		// Every run builds, as when the code changed: what overlapping the
+		// builds with the cluster buys shows.
+		builds = "every image rebuilt (E2E_REBUILD=1)"
+		fmt.Fprintf(t.Out, "bench:setup %s: every run rebuilds its images (E2E_REBUILD=1); a fresh cluster per run\n", service)
+	} else {
+		if _, err := quiet.Run(ctx, service, PartsBuild); err != nil {
+			return fmt.Errorf("warm-up build: %w", err)
+		}
+		fmt.Fprintf(t.Out, "bench:setup %s: builds cached by a warm-up build; a fresh cluster per run\n", service)
 	}
-	fmt.Fprintf(t.Out, "bench:setup %s: builds cached by a warm-up build; a fresh cluster per run\n", service)
 	modes := []engine.Mode{engine.Sequential, engine.Phased, engine.Dataflow}
 	times := map[engine.Mode][]time.Duration{}
 	var bounds, warm []time.Duration
@@ -160,7 +169,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		warm = append(warm, res.Makespan)
 		fmt.Fprintf(t.Out, "run %d %-10s makespan %s\n", i+1, "warm", res.Makespan.Round(100*time.Millisecond))
 	}
-	writeBenchTable(t.Out, fmt.Sprintf("setup of %s (build cached, fresh cluster, load, deploy, wait), %d run(s) per mode", service, n), modes, times, bounds)
+	writeBenchTable(t.Out, fmt.Sprintf("setup of %s (%s, fresh cluster, load, deploy, wait), %d run(s) per mode", service, builds, n), modes, times, bounds)
 	fmt.Fprintf(t.Out, "warm cluster claimed (dataflow): median %s, min %s, max %s, %.2f × dataflow on a fresh cluster\n",
 		median(warm).Round(100*time.Millisecond), slices.Min(warm).Round(100*time.Millisecond), slices.Max(warm).Round(100*time.Millisecond),
 		float64(median(warm))/float64(median(times[engine.Dataflow])))

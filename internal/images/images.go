@@ -75,7 +75,8 @@ type Builder struct {
 	Root string
 	// Timeout bounds one image build, compile included.
 	Timeout time.Duration
-	// Rebuild forces a build even when an image with the same inputs exists.
+	// Rebuild forces a build even when an image with the same inputs
+	// exists, without Docker's layer cache.
 	Rebuild bool
 	// Cover builds the Go binaries with -cover (E2E_COVERAGE).
 	Cover bool
@@ -158,6 +159,8 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		Labels:      map[string]string{InputsLabel: hash},
 		Remove:      true,
 		ForceRemove: true,
+		// A rebuild builds: Docker's layer cache would replay its RUN steps.
+		NoCache: b.Rebuild,
 	})
 	if err != nil {
 		return Built{}, fmt.Errorf("image %s: docker build: %w", name, err)
