@@ -851,7 +851,11 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 			last = err
 			select {
 			case <-ctx.Done():
-				return fmt.Errorf("127.0.0.1:%d (%s, NodePort %d) does not answer: %v", hp, p.Name, p.NodePort, last)
+				via := fmt.Sprintf("NodePort %d", p.NodePort)
+				if r.shared != nil {
+					via = "a port-forward to the Service that had NodePort " + strconv.Itoa(p.NodePort)
+				}
+				return fmt.Errorf("127.0.0.1:%d (%s, %s) does not answer: %v", hp, p.Name, via, last)
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
