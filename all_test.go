@@ -125,3 +125,51 @@ func TestAllPrinterLinesNeverInterleave(t *testing.T) {
 		}
 	}
 }
+
+// TestScheduleStartsTheNextSetupWhenASuiteStarts: two setups at once, and
+// while their suites run a third service's setup runs beside them, up to
+// the clusters alive at once.
+func TestScheduleStartsTheNextSetupWhenASuiteStarts(t *testing.T) {
+	var mu sync.Mutex
+	var inSetup, running, maxSetup, maxRunning int
+	step := func(setup, run int) {
+		mu.Lock()
+		defer mu.Unlock()
+		inSetup, running = inSetup+setup, running+run
+		maxSetup, maxRunning = max(maxSetup, inSetup), max(maxRunning, running)
+	}
+	err := schedule(context.Background(), 6, 2, 3, func(ctx context.Context, i int, suiteStarts func()) error {
+		step(1, 1)
+		time.Sleep(20 * time.Millisecond) // setup
+		step(-1, 0)
+		suiteStarts()
+		time.Sleep(60 * time.Millisecond) // suite
+		step(0, -1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if maxSetup != 2 || maxRunning != 3 {
+		t.Errorf("at most %d setups and %d services at once, want 2 setups (E2E_PARALLEL) and 3 alive (a setup beside two suites)", maxSetup, maxRunning)
+	}
+}
+
+// TestScheduleFailingFastStartsNoMore: after a run's error, runs not yet
+// started are not started.
+func TestScheduleFailingFastStartsNoMore(t *testing.T) {
+	var mu sync.Mutex
+	started := 0
+	err := schedule(context.Background(), 5, 1, 1, func(ctx context.Context, i int, suiteStarts func()) error {
+		mu.Lock()
+		started++
+		mu.Unlock()
+		if i == 0 {
+			return errors.New("gateway failed")
+		}
+		return nil
+	})
+	if err == nil || started != 1 {
+		t.Errorf("error %v after %d run(s) started, want the failure and 1", err, started)
+	}
+}
