@@ -133,7 +133,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	setup := Parts{Build: true, Create: true, Load: true, Deploy: true, Destroy: true}
 	for i := range n {
 		for _, m := range modes {
-			run := quiet
+			run := quiet.fresh()
 			run.Opts.Mode, run.Opts.KeepCluster, run.Opts.ReuseCluster = m, false, false
 			var out bytes.Buffer
 			run.Out = &out
@@ -157,10 +157,11 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		// an existing cluster before anything is made): a warm cluster made
 		// untimed, as cluster:warm makes it ahead of time, then the same
 		// setup claiming it.
-		if err := quiet.Warm(ctx, service, 1); err != nil {
+		warmer := quiet.fresh()
+		if err := warmer.Warm(ctx, service, 1); err != nil {
 			return fmt.Errorf("run %d, warming: %w", i+1, err)
 		}
-		run := quiet
+		run := quiet.fresh()
 		run.Opts.Mode, run.Opts.Warm = engine.Dataflow, true
 		res, err := run.Run(ctx, service, setup)
 		if err != nil {
@@ -175,6 +176,16 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		float64(median(warm))/float64(median(times[engine.Dataflow])))
 	fmt.Fprintf(t.Out, "timelines: %s\n", filepath.Join(t.Opts.Artifacts, service, "bench"))
 	return nil
+}
+
+// fresh is a copy of t for one bench run: with Opts.Rebuild it builds
+// its images itself rather than share what an earlier run of the process
+// built.
+func (t Testbed) fresh() Testbed {
+	if t.Opts.Rebuild {
+		t.memo = &buildMemo{}
+	}
+	return t
 }
 
 // BenchSoak runs a service's full E2E n times back to back, each with a
