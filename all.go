@@ -66,20 +66,15 @@ func (m *buildMemo) do(ctx context.Context, name string, build func() (images.Bu
 	return r.res, false, r.err
 }
 
-// DefaultParallel is how many services e2e:all sets up at once when
+// DefaultParallel is how many clusters e2e:all runs at once when
 // E2E_PARALLEL is unset: one per core, and one per 3 GiB of available
 // memory (a kind node with a service's stack), at least 1.
 func DefaultParallel() int {
-	return max(1, min(runtime.NumCPU(), memClusters()))
-}
-
-// memClusters is how many clusters fit in the available memory, 3 GiB
-// each (a large number when it cannot be read).
-func memClusters() int {
+	n := runtime.NumCPU()
 	if avail := memAvailable(); avail > 0 {
-		return int(avail / (3 << 30))
+		n = min(n, int(avail/(3<<30)))
 	}
-	return 1 << 10
+	return max(1, n)
 }
 
 func memAvailable() int64 {
@@ -110,45 +105,45 @@ type Outcome struct {
 	Artifacts string
 }
 
-// All runs every service's E2E, each isolated (cluster name, host ports,
-// kubeconfig, temporary paths). Up to parallel services set up at once;
-// when one's suite starts, the next one's setup starts (the suite mostly
-// waits on the cluster), as long as the clusters alive at once fit in the
-// available memory (3 GiB each, never fewer than parallel). Each service's
-// output is printed whole when it ends. It runs them all and fails after,
-// unless failFast.
+// All runs every service's E2E, up to parallel clusters at once, each
+// isolated (cluster name, host ports, kubeconfig, temporary paths). Each
+// service's output is printed whole when it ends. It runs them all and
+// fails after, unless failFast.
 func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outcome, error) {
 	services := t.Topo.ServiceNames()
 	if parallel < 1 {
 		parallel = DefaultParallel()
 	}
-	alive := max(parallel, min(memClusters(), len(services)))
-	fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d setup(s) at once, up to %d cluster(s) alive: %s\n", len(services), parallel, alive, strings.Join(services, ", "))
+	fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d cluster(s) at once: %s\n", len(services), parallel, strings.Join(services, ", "))
 	if t.memo == nil {
 		t.memo = &buildMemo{}
 	}
 	outcomes := make([]Outcome, len(services))
 	pr := newAllPrinter(t.Out)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(parallel)
 	t0 := time.Now()
-	ferr := schedule(ctx, len(services), parallel, alive, func(ctx context.Context, i int, suiteStarts func()) error {
-		svc := services[i]
-		var buf bytes.Buffer
-		tb := *t
-		tb.Out, tb.progress, tb.plain, tb.suiteStarts = &buf, pr.progress(svc), true, suiteStarts
-		pr.line(svc, "▶ start")
-		res, err := tb.Run(ctx, svc, PartsE2E)
-		o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
-		if res != nil {
-			o.Total = res.Total
-			o.Setup, o.Suite, _ = suiteTimes(res, svc)
-		}
-		outcomes[i] = o
-		pr.block(svc, buf.String(), err == nil, o.Total)
-		if err != nil && failFast {
-			return fmt.Errorf("%s: %w", svc, err)
-		}
-		return nil
-	})
+	for i, svc := range services {
+		g.Go(func() error {
+			var buf bytes.Buffer
+			tb := *t
+			tb.Out, tb.progress, tb.plain = &buf, pr.progress(svc), true
+			pr.line(svc, "▶ start")
+			res, err := tb.Run(gctx, svc, PartsE2E)
+			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
+			if res != nil {
+				o.Total = res.Total
+				o.Setup, o.Suite, _ = suiteTimes(res, svc)
+			}
+			outcomes[i] = o
+			pr.block(svc, buf.String(), err == nil, o.Total)
+			if err != nil && failFast {
+				return fmt.Errorf("%s: %w", svc, err)
+			}
+			return nil
+		})
+	}
+	ferr := g.Wait()
 	wall := time.Since(t0)
 	writeSummary(t.Out, outcomes, wall)
 	var errs []error
@@ -161,36 +156,6 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		errs = append(errs, ferr)
 	}
 	return outcomes, errors.Join(errs...)
-}
-
-// schedule runs run(i) for each of n services, i from 0: up to setups at once in
-// their setup, and up to alive at once in all. A run's setup ends when it
-// calls suiteStarts (or when it returns): the next run then starts if
-// fewer than alive are running. An error a run returns cancels the
-// others' context (failing fast) and is returned; runs not yet started
-// are not started.
-func schedule(ctx context.Context, n, setups, alive int, run func(ctx context.Context, i int, suiteStarts func()) error) error {
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(alive)
-	slots := make(chan struct{}, setups)
-	for i := range n {
-		g.Go(func() error {
-			select {
-			case slots <- struct{}{}:
-			case <-gctx.Done():
-				return nil
-			}
-			if gctx.Err() != nil { // both were ready: failing fast wins
-				<-slots
-				return nil
-			}
-			var once sync.Once
-			endSetup := func() { once.Do(func() { <-slots }) }
-			defer endSetup()
-			return run(gctx, i, endSetup)
-		})
-	}
-	return g.Wait()
 }
 
 // allPrinter prints e2e:all as it goes: one line per step of every service

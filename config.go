@@ -32,7 +32,7 @@ var Knobs = []Knob{
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
-	{"E2E_PARALLEL", "from cores and memory", "services e2e:all sets up at once (one per core and per 3 GiB available, at least 1); when a service's suite starts, the next one's setup starts, up to one cluster per 3 GiB available"},
+	{"E2E_PARALLEL", "from cores and memory", "clusters e2e:all runs at once (one per core and per 3 GiB available, at least 1)"},
 	{"E2E_FAIL_FAST", "0", "1 makes e2e:all stop at the first failing service"},
 	{"E2E_COVERAGE", "0", "1 builds the Go binaries with -cover and writes each service's coverage under E2E_ARTIFACTS/<service>/coverage"},
 	{"KIND_EXPERIMENTAL_PROVIDER", "docker, else nerdctl, else podman", "the container runtime of kind's nodes, as for the kind CLI (docker, podman, nerdctl, finch, nerdctl.lima); node commands testbed runs (pause, port) use it too; image builds follow DOCKER_HOST"},

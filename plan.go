@@ -975,9 +975,6 @@ func (r *run) SuiteEnv() []string {
 // suite runs the service's Ginkgo suite with go test: the go tool is a
 // command, run with an argument list and no shell.
 func (r *run) suite(ctx context.Context, w io.Writer) error {
-	if r.tb.suiteStarts != nil {
-		r.tb.suiteStarts()
-	}
 	// go test's work directory (the test binary) lives in a directory
 	// removed at the end, whatever happens to go test.
 	tmp, err := os.MkdirTemp("", "testbed-suite-")

@@ -43,9 +43,6 @@ type Testbed struct {
 	progress io.Writer
 	// plain frames steps without ::group:: (e2e:all groups whole services).
 	plain bool
-	// suiteStarts, when set, is called as the service's suite starts
-	// (e2e:all then starts another service's setup).
-	suiteStarts func()
 }
 
 // Commands are the command lines (with %s for the service) a message
