@@ -21,7 +21,7 @@ type Knob struct {
 var Knobs = []Knob{
 	{"E2E_MODE", "dataflow", "scheduling: dataflow (each step when its needs are done), phased (barrier between phases) or sequential"},
 	{"E2E_BUILD_CONCURRENCY", "1", "image builds at once (parallel builds ran out of memory in the project this replaces)"},
-	{"E2E_REBUILD", "0", "1 rebuilds images even when one with the same inputs exists"},
+	{"E2E_REBUILD", "0", "1 rebuilds images even when one with the same inputs exists, without Docker's layer cache"},
 	{"E2E_BUILD_TIMEOUT", "15m", "deadline of one image build, compile included"},
 	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it); on an existing cluster, the run's namespace"},
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
