@@ -130,9 +130,8 @@ func (r *run) kubeClient() (*kube.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		// On a cluster testbed did not make, fields another manager set
-		// are not taken over.
-		k.ForceConflicts = r.shared == nil
+		// On a cluster testbed did not make, what others made is left.
+		k.LeaveOthers = r.shared != nil
 		r.kube = k
 	}
 	return r.kube, nil

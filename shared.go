@@ -20,8 +20,8 @@ import (
 // testbed creates and deletes no cluster there and changes nothing it did
 // not make. Each run has its own namespace, <namespace>-<random>, and its
 // own copies of the cluster-scoped objects other than CRDs; CRDs are
-// applied without taking over another manager's fields, and never
-// deleted. Services lose their node ports (a node port is the cluster's,
+// applied when absent or testbed's, left as they are when someone else
+// made them, and never deleted. Services lose their node ports (a node port is the cluster's,
 // and two runs would ask for the same one): the suite reaches each port
 // of the topology through a port-forward on 127.0.0.1 instead, under the
 // same E2E_<PORT>_URL. At the end the namespace, the run's own copies and
@@ -195,11 +195,11 @@ func (r *run) release(keep bool) func(context.Context, io.Writer) error {
 			return err
 		}
 		t0 := time.Now()
-		err = errors.Join(k.Delete(ctx, own), k.DeleteNamespace(ctx, r.ns))
-		if err != nil {
+		n, err := k.DeleteRun(ctx, own, r.ns)
+		if err = errors.Join(err, k.DeleteNamespace(ctx, r.ns)); err != nil {
 			return fmt.Errorf("releasing namespace %s: %w", r.ns, err)
 		}
-		fmt.Fprintf(w, "deleted namespace %s and %d cluster-scoped object(s) of this run in %s; CRDs stay\n", r.ns, len(own), time.Since(t0).Round(100*time.Millisecond))
+		fmt.Fprintf(w, "deleted namespace %s and %d cluster-scoped object(s) of this run in %s; CRDs stay\n", r.ns, n, time.Since(t0).Round(100*time.Millisecond))
 		return nil
 	}
 }

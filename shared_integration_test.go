@@ -17,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
@@ -101,6 +102,18 @@ func TestTwoRunsAtOnceOnAnExistingCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := namespaces(t, ctx, k)
+	// A CRD someone else installed, which the topology's manifest would change.
+	crd := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	_, err = k.Dynamic.Resource(crd).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+		"metadata": map[string]any{"name": "farewells.hello.testbed.dev"},
+		"spec": map[string]any{"group": "hello.testbed.dev", "scope": "Namespaced",
+			"names":    map[string]any{"kind": "Farewell", "plural": "farewells", "singular": "farewell"},
+			"versions": []any{map[string]any{"name": "v1", "served": true, "storage": true, "schema": map[string]any{"openAPIV3Schema": map[string]any{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}}},
+	}}, metav1.CreateOptions{FieldManager: "platform-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	type result struct {
 		out        strings.Builder
@@ -151,6 +164,23 @@ func TestTwoRunsAtOnceOnAnExistingCluster(t *testing.T) {
 		if !strings.Contains(out, "ClusterRole/greeter-hello-") || !strings.Contains(out, "CustomResourceDefinition/greetings.hello.testbed.dev") {
 			t.Errorf("a run did not apply its own ClusterRole copy and the CRD:\n%s", out)
 		}
+		if !strings.Contains(out, "CustomResourceDefinition/farewells.hello.testbed.dev left as it is") {
+			t.Errorf("a run did not say it left the CRD someone else installed:\n%s", out)
+		}
+	}
+	// Its status changes on its own (Established); what a run would change
+	// is its spec and who manages it.
+	fw, err := k.Dynamic.Resource(crd).Get(ctx, "farewells.hello.testbed.dev", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _, _ := unstructured.NestedMap(fw.Object, "spec", "names"); names["shortNames"] != nil {
+		t.Errorf("the CRD someone else installed got the manifest's short names: %v", names)
+	}
+	for _, m := range fw.GetManagedFields() {
+		if m.Manager == kube.FieldManager {
+			t.Errorf("testbed applied to the CRD someone else installed: %+v", m)
+		}
 	}
 
 	// What is left: what was there before, and the CRD.
@@ -161,7 +191,6 @@ func TestTwoRunsAtOnceOnAnExistingCluster(t *testing.T) {
 	if err != nil || got.ResourceVersion != cm.ResourceVersion || got.Data["k"] != "v" {
 		t.Errorf("the bystander's ConfigMap changed: %v %v", got, err)
 	}
-	crd := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 	if _, err := k.Dynamic.Resource(crd).Get(ctx, "greetings.hello.testbed.dev", metav1.GetOptions{}); err != nil {
 		t.Errorf("the CRD is gone after the runs: %v", err)
 	}

@@ -39,11 +39,12 @@ type Client struct {
 	mapper  *restmapper.DeferredDiscoveryRESTMapper
 	cfg     *rest.Config
 
-	// ForceConflicts takes over fields another manager set, as on the
-	// clusters testbed makes. On a cluster it did not make it is false: an
-	// object someone else manages (a CRD installed by a release) is not
-	// changed, and the apply fails naming the manager.
-	ForceConflicts bool
+	// LeaveOthers is set on a cluster testbed did not make: an object that
+	// exists there and that testbed never applied (a CRD a release
+	// installed) is left as it is, and fields another manager set are not
+	// taken over (the apply fails, naming the manager). On testbed's own
+	// clusters an apply takes over whatever it names.
+	LeaveOthers bool
 }
 
 // NewClient connects through the kubeconfig file at path (the cluster's
@@ -67,7 +68,7 @@ func newClient(cfg *rest.Config) (*Client, error) {
 		return nil, err
 	}
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(core.Discovery()))
-	return &Client{Core: core, Dynamic: dyn, mapper: mapper, cfg: cfg, ForceConflicts: true}, nil
+	return &Client{Core: core, Dynamic: dyn, mapper: mapper, cfg: cfg}, nil
 }
 
 // resource finds the API resource of an object. A kind it does not know
@@ -141,10 +142,17 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 	patch := func() (*unstructured.Unstructured, error) {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
-		force := c.ForceConflicts
+		force := !c.LeaveOthers
 		return ri.Patch(rctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
 	}
-	before := resourceVersion(ctx, ri, o.GetName())
+	live := get(ctx, ri, o.GetName())
+	if live != nil && c.LeaveOthers && !managedBy(live, FieldManager) {
+		return "left as it is (it exists and testbed did not make it)", nil
+	}
+	before := ""
+	if live != nil {
+		before = live.GetResourceVersion()
+	}
 	got, err := patch()
 	if err != nil && o.GetKind() == "Job" && apierrors.IsInvalid(err) {
 		// A Job's pod template is immutable: a changed Job is replaced.
@@ -156,7 +164,7 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 			return "replaced", nil
 		}
 	}
-	if apierrors.IsConflict(err) && !c.ForceConflicts {
+	if apierrors.IsConflict(err) && c.LeaveOthers {
 		return "", fmt.Errorf("%w\n  it exists and another manager set these fields differently: testbed does not change what it did not make; align the manifest with the cluster's object, or use a cluster of your own", err)
 	}
 	if err != nil {
@@ -171,14 +179,25 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 	return "configured", nil
 }
 
-func resourceVersion(ctx context.Context, ri dynamic.ResourceInterface, name string) string {
+// get is the live object, nil when it cannot be read (absent).
+func get(ctx context.Context, ri dynamic.ResourceInterface, name string) *unstructured.Unstructured {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	u, err := ri.Get(rctx, name, metav1.GetOptions{})
 	if err != nil {
-		return ""
+		return nil
 	}
-	return u.GetResourceVersion()
+	return u
+}
+
+// managedBy reports whether manager applied or updated any field of u.
+func managedBy(u *unstructured.Unstructured, manager string) bool {
+	for _, m := range u.GetManagedFields() {
+		if m.Manager == manager {
+			return true
+		}
+	}
+	return false
 }
 
 func deleteAndWait(ctx context.Context, ri dynamic.ResourceInterface, name string) error {
@@ -214,20 +233,28 @@ func (c *Client) CreateNamespace(ctx context.Context, ns string, labels map[stri
 	return err
 }
 
-// Delete deletes the objects (cluster-scoped or not) and waits until each
-// is gone; a missing one is not an error.
-func (c *Client) Delete(ctx context.Context, objs []Object) error {
+// DeleteRun deletes the objects (cluster-scoped or not) that carry
+// RunLabel=run in the cluster, and waits until each is gone: an object of
+// the same name without it (left as it was, not the run's) stays, and a
+// missing one is not an error. It returns how many it deleted.
+func (c *Client) DeleteRun(ctx context.Context, objs []Object, run string) (int, error) {
 	var errs []error
+	n := 0
 	for _, o := range objs {
 		ri, err := c.resourceFor(o.Unstructured)
 		if err == nil {
-			err = deleteAndWait(ctx, ri, o.GetName())
+			if live := get(ctx, ri, o.GetName()); live == nil || live.GetLabels()[RunLabel] != run {
+				continue
+			}
+			if err = deleteAndWait(ctx, ri, o.GetName()); err == nil {
+				n++
+			}
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("deleting %s: %w", o, err))
 		}
 	}
-	return errors.Join(errs...)
+	return n, errors.Join(errs...)
 }
 
 // EnsureSecret creates a Secret holding a random value (48 hex digits)
