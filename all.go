@@ -114,9 +114,17 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 	if parallel < 1 {
 		parallel = DefaultParallel()
 	}
-	fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d cluster(s) at once: %s\n", len(services), parallel, strings.Join(services, ", "))
 	if t.memo == nil {
 		t.memo = &buildMemo{}
+	}
+	ones, err := t.sharing(services)
+	if err != nil {
+		return nil, err
+	}
+	if len(ones) > 0 {
+		fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d at once, %d of them on one cluster: %s\n", len(services), parallel, len(ones), strings.Join(services, ", "))
+	} else {
+		fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d cluster(s) at once: %s\n", len(services), parallel, strings.Join(services, ", "))
 	}
 	outcomes := make([]Outcome, len(services))
 	pr := newAllPrinter(t.Out)
@@ -127,7 +135,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		g.Go(func() error {
 			var buf bytes.Buffer
 			tb := *t
-			tb.Out, tb.progress, tb.plain = &buf, pr.progress(svc), true
+			tb.Out, tb.progress, tb.plain, tb.one = &buf, pr.progress(svc), true, ones[svc]
 			pr.line(svc, "▶ start")
 			res, err := tb.Run(gctx, svc, PartsE2E)
 			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
@@ -144,6 +152,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		})
 	}
 	ferr := g.Wait()
+	derr := t.deleteOnes(context.WithoutCancel(ctx), ones)
 	wall := time.Since(t0)
 	writeSummary(t.Out, outcomes, wall)
 	var errs []error
@@ -154,6 +163,9 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 	}
 	if ferr != nil && len(errs) == 0 {
 		errs = append(errs, ferr)
+	}
+	if derr != nil {
+		errs = append(errs, derr)
 	}
 	return outcomes, errors.Join(errs...)
 }

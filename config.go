@@ -32,7 +32,8 @@ var Knobs = []Knob{
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
-	{"E2E_PARALLEL", "from cores and memory", "clusters e2e:all runs at once (one per core and per 3 GiB available, at least 1)"},
+	{"E2E_PARALLEL", "from cores and memory", "services e2e:all runs at once (with E2E_ONE_CLUSTER=0: clusters; one per core and per 3 GiB available, at least 1)"},
+	{"E2E_ONE_CLUSTER", "1", "1 makes e2e:all run its services on one kind cluster (one per cluster shape), each in a namespace of its own as on an existing cluster, reached through port-forwards; 0 gives each service a cluster of its own"},
 	{"E2E_FAIL_FAST", "0", "1 makes e2e:all stop at the first failing service"},
 	{"E2E_COVERAGE", "0", "1 builds the Go binaries with -cover and writes each service's coverage under E2E_ARTIFACTS/<service>/coverage"},
 	{"KIND_EXPERIMENTAL_PROVIDER", "docker, else nerdctl, else podman", "the container runtime of kind's nodes, as for the kind CLI (docker, podman, nerdctl, finch, nerdctl.lima); node commands testbed runs (pause, port) use it too; image builds follow DOCKER_HOST"},
@@ -62,7 +63,8 @@ type Options struct {
 	Timeout          time.Duration
 	SuiteTimeout     time.Duration
 	Artifacts        string
-	Parallel         int // 0: DefaultParallel
+	Parallel         int  // 0: DefaultParallel
+	OneCluster       bool // E2E_ONE_CLUSTER: e2e:all's services share a cluster
 	FailFast         bool
 	Coverage         bool
 	Topology         string // path of the topology file
@@ -75,12 +77,12 @@ type Options struct {
 
 // OptionsFromEnv reads the knobs; root is the repository.
 func OptionsFromEnv(root string) (Options, error) {
-	c := Options{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true, Warm: true}
+	c := Options{Root: root, NodeImage: os.Getenv("E2E_NODE_IMAGE"), Bake: true, Warm: true, OneCluster: true}
 	var err error
 	for _, b := range []struct {
 		name string
 		dst  *bool
-	}{{"E2E_BAKE", &c.Bake}, {"E2E_WARM", &c.Warm}} {
+	}{{"E2E_BAKE", &c.Bake}, {"E2E_WARM", &c.Warm}, {"E2E_ONE_CLUSTER", &c.OneCluster}} {
 		if os.Getenv(b.name) != "" {
 			if *b.dst, err = boolVar(b.name); err != nil {
 				return c, err

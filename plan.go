@@ -66,7 +66,8 @@ type run struct {
 	scope   cluster.Scope
 	cluster *cluster.Cluster // nil on a shared cluster
 	ns      string           // the namespace the components run in
-	shared  *sharedCluster   // set on a cluster testbed did not make
+	shared  *sharedCluster   // set on a cluster testbed did not make, or shares (one)
+	one     *oneCluster      // set on the cluster e2e:all shares between services
 
 	// made is set once this run started kind for its cluster: only then
 	// does the run delete the cluster at its end.
@@ -210,13 +211,18 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if err != nil {
 		return nil, nil, &InputError{err}
 	}
-	// existing: a cluster testbed did not make (see sharedCluster).
-	existing := t.Opts.Existing != ""
+	// existing: a cluster testbed did not make (see sharedCluster), or
+	// one: the cluster e2e:all makes for several services (oneCluster).
+	// Both run the service as on a shared cluster.
+	one := t.one
+	existing := t.Opts.Existing != "" || one != nil
 	if existing && warm {
 		return nil, nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: warm clusters are kind clusters testbed makes; unset it to warm")}
 	}
 	var cl *cluster.Cluster
-	if !existing {
+	if one != nil {
+		cl = one.c
+	} else if !existing {
 		if cl, err = t.scope().Open(t.scope().NameFor(service), io.Discard); err != nil {
 			return nil, nil, err
 		}
@@ -226,7 +232,11 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		memo = &buildMemo{}
 	}
 	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
-	if existing {
+	switch {
+	case one != nil:
+		r.one, r.shared = one, sharedOne(one)
+		r.ns = runNamespace(t.Topo.Namespace)
+	case existing:
 		if r.shared, err = openShared(t.Opts); err != nil {
 			return nil, nil, err
 		}
@@ -256,7 +266,12 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		}
 	}
 	clusterStep := stepConnect
-	if existing {
+	if one != nil {
+		clusterStep = stepOne
+		if parts.Create || parts.Load || parts.Deploy {
+			add(engine.Step{Name: stepOne, Phase: engine.PhaseCluster, Run: r.createOne})
+		}
+	} else if existing {
 		clusterStep = stepShared
 		if parts.Create || parts.Load || parts.Deploy {
 			add(engine.Step{Name: stepShared, Phase: engine.PhaseCluster, Run: r.connectShared})
@@ -272,9 +287,10 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	} else if parts.Load || parts.Deploy {
 		add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.connect})
 	}
-	// Nothing is loaded into a shared cluster: it pulls.
+	// Nothing is loaded into a cluster testbed did not make: it pulls.
+	// The one e2e:all shares gets each image once.
 	loaded := func(name string) bool {
-		return parts.Load && !existing && (built(name) || !t.Topo.Images[name].Built())
+		return parts.Load && (!existing || one != nil) && (built(name) || !t.Topo.Images[name].Built())
 	}
 	// local: each image goes to testbed's registry once, and the nodes
 	// pull it. viaLocal: the nodes pull from that registry (local, or
@@ -311,11 +327,15 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 			add(engine.Step{Name: pushStep(name), Needs: needs, Phase: engine.PhaseLoad, Run: r.push(name)})
 			continue
 		}
-		add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: r.load(name)})
+		load := r.load(name)
+		if one != nil {
+			load = r.loadOne(name, load)
+		}
+		add(engine.Step{Name: loadStep(name), Needs: needs, Class: importClass, Phase: engine.PhaseLoad, Run: load})
 	}
 	if parts.Deploy {
 		add(engine.Step{Name: stepNamespace, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
-		if !existing { // a shared cluster's DNS is up
+		if !existing || one != nil { // an existing cluster's DNS is up
 			add(engine.Step{Name: stepDNS, Needs: []string{clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
 		}
 		if t.Opts.Coverage {
@@ -346,7 +366,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 			for _, n := range c.Needs {
 				needs = append(needs, readyStep(n))
 			}
-			if len(c.Needs) > 0 && !existing {
+			if len(c.Needs) > 0 && (!existing || one != nil) {
 				// It reaches what it needs by Service name.
 				needs = append(needs, stepDNS)
 			}
@@ -812,6 +832,11 @@ func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
 	}
 	t0 := time.Now()
 	n, err := k.WaitServiceEndpoint(ctx, "kube-system", "kube-dns", clusterReadyTimeout)
+	if err != nil && ctx.Err() == nil {
+		if short := cluster.InotifyShort(0); short != "" {
+			return fmt.Errorf("%w\n  likely why: %s", err, short)
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,8 @@ type Testbed struct {
 	StepSummary string
 
 	memo *buildMemo // shared by the runs of one process
+	// one is the cluster e2e:all runs this service on with others.
+	one *oneCluster
 	// progress gets a line per step start and end (e2e:all's live view).
 	progress io.Writer
 	// plain frames steps without ::group:: (e2e:all groups whole services).
@@ -110,7 +112,9 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		return nil, err
 	}
 	defer r.close()
-	if r.shared != nil {
+	if r.one != nil {
+		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s shared by e2e:all, namespace %s\n", service, t.Opts.Mode, r.one.c.Name, r.ns)
+	} else if r.shared != nil {
 		fmt.Fprintf(t.Out, "testbed: %s, mode %s, existing cluster %s (context %s), namespace %s\n", service, t.Opts.Mode, r.shared.server, r.shared.context, r.ns)
 	} else {
 		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
@@ -126,7 +130,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
 	}
-	if r.cluster != nil && (parts.Create || parts.Deploy) {
+	if r.cluster != nil && r.one == nil && (parts.Create || parts.Deploy) {
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)

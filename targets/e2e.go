@@ -11,7 +11,7 @@ import (
 // E2e runs a service's E2E suite in a fresh environment.
 type E2e mg.Namespace
 
-// All runs every service's E2E, E2E_PARALLEL clusters at once, each image built once; a summary table at the end, non-zero exit if any failed.
+// All runs every service's E2E, E2E_PARALLEL at once, on one cluster (E2E_ONE_CLUSTER=0: a cluster each), each image built and loaded once; a summary table at the end, non-zero exit if any failed.
 func (E2e) All(ctx context.Context) error {
 	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error {
 		_, err := tb.All(ctx, tb.Opts.Parallel, tb.Opts.FailFast)

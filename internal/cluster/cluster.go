@@ -185,6 +185,9 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if err != nil {
 		return NotMade, err
 	}
+	if short := InotifyShort(len(cfg.Nodes)); short != "" {
+		fmt.Fprintf(w, "warning: %s\n", short)
+	}
 	opts := []cluster.CreateOption{
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
