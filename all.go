@@ -128,30 +128,25 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 	}
 	outcomes := make([]Outcome, len(services))
 	pr := newAllPrinter(t.Out)
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(parallel)
 	t0 := time.Now()
-	for i, svc := range services {
-		g.Go(func() error {
-			var buf bytes.Buffer
-			tb := *t
-			tb.Out, tb.progress, tb.plain, tb.one = &buf, pr.progress(svc), true, ones[svc]
-			pr.line(svc, "▶ start")
-			res, err := tb.Run(gctx, svc, PartsE2E)
-			o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
-			if res != nil {
-				o.Total = res.Total
-				o.Setup, o.Suite, _ = suiteTimes(res, svc)
-			}
-			outcomes[i] = o
-			pr.block(svc, buf.String(), err == nil, o.Total)
-			if err != nil && failFast {
-				return fmt.Errorf("%s: %w", svc, err)
-			}
-			return nil
-		})
-	}
-	ferr := g.Wait()
+	ferr := eachService(ctx, services, parallel, func(ctx context.Context, i int, svc string, release func()) error {
+		var buf bytes.Buffer
+		tb := *t
+		tb.Out, tb.progress, tb.plain, tb.one, tb.suiteDone = &buf, pr.progress(svc), true, ones[svc], release
+		pr.line(svc, "▶ start")
+		res, err := tb.Run(ctx, svc, PartsE2E)
+		o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
+		if res != nil {
+			o.Total = res.Total
+			o.Setup, o.Suite, _ = suiteTimes(res, svc)
+		}
+		outcomes[i] = o
+		pr.block(svc, buf.String(), err == nil, o.Total)
+		if err != nil && failFast {
+			return fmt.Errorf("%s: %w", svc, err)
+		}
+		return nil
+	})
 	derr := t.deleteOnes(context.WithoutCancel(ctx), ones)
 	wall := time.Since(t0)
 	writeSummary(t.Out, outcomes, wall)
@@ -168,6 +163,38 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		errs = append(errs, derr)
 	}
 	return outcomes, errors.Join(errs...)
+}
+
+// eachService calls run for every service in order, parallel at once. A
+// service holds its slot while it is set up and tested: run's release
+// gives it back (when the suite ends), so the next service starts while
+// this one's teardown (diagnostics, deleting its namespace or cluster)
+// runs. An error from run stops the start of any more (failing fast).
+func eachService(ctx context.Context, services []string, parallel int, run func(ctx context.Context, i int, svc string, release func()) error) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	slots := make(chan struct{}, parallel)
+	for i, svc := range services {
+		select {
+		case slots <- struct{}{}:
+		case <-gctx.Done():
+		}
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			var once sync.Once
+			release := func() { once.Do(func() { <-slots }) }
+			err := run(gctx, i, svc, release)
+			if err != nil {
+				cancel() // before the slot is free: nothing starts after a failure
+			}
+			release()
+			return err
+		})
+	}
+	return g.Wait()
 }
 
 // allPrinter prints e2e:all as it goes: one line per step of every service

@@ -125,3 +125,60 @@ func TestAllPrinterLinesNeverInterleave(t *testing.T) {
 		}
 	}
 }
+
+// TestEachServiceStartsTheNextWhenASuiteEnds: with one slot, the second
+// service starts once the first releases its slot (its suite ended),
+// while the first is still tearing down; and no more than one is ever
+// between start and release.
+func TestEachServiceStartsTheNextWhenASuiteEnds(t *testing.T) {
+	started := make(chan string, 3)
+	teardown := make(chan struct{})
+	var mu sync.Mutex
+	active, most := 0, 0
+	done := make(chan error, 1)
+	go func() {
+		done <- eachService(context.Background(), []string{"a", "b", "c"}, 1, func(ctx context.Context, i int, svc string, release func()) error {
+			mu.Lock()
+			active++
+			most = max(most, active)
+			mu.Unlock()
+			started <- svc
+			mu.Lock()
+			active--
+			mu.Unlock()
+			release() // the suite ended
+			if svc == "a" {
+				<-teardown // a's teardown outlasts b's start
+			}
+			return nil
+		})
+	}()
+	for _, want := range []string{"a", "b", "c"} {
+		select {
+		case got := <-started:
+			if got != want {
+				t.Fatalf("started %s, want %s", got, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not start while a was tearing down: the slot is held until the run returns", want)
+		}
+	}
+	close(teardown)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if most != 1 {
+		t.Errorf("%d services between start and suite end at once, want at most 1", most)
+	}
+}
+
+func TestEachServiceFailingFastStartsNoMore(t *testing.T) {
+	var n atomic.Int32
+	err := eachService(context.Background(), []string{"a", "b", "c"}, 1, func(ctx context.Context, i int, svc string, release func()) error {
+		n.Add(1)
+		return errors.New(svc + " failed")
+	})
+	if err == nil || n.Load() != 1 {
+		t.Errorf("err %v, %d started: want a's failure and nothing started after it", err, n.Load())
+	}
+}

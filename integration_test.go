@@ -155,14 +155,14 @@ func TestIntegrationKind(t *testing.T) {
 
 	t.Run("load, then skip the node that has the image", func(t *testing.T) {
 		var out bytes.Buffer
-		if err := c.LoadImage(ctx, docker, img.Ref, img.ID, &out); err != nil {
+		if err := c.LoadImage(ctx, docker, img.Ref, img.ID, nil, &out); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(out.String(), "loaded "+img.Ref) {
 			t.Errorf("first load: %s", out.String())
 		}
 		out.Reset()
-		if err := c.LoadImage(ctx, docker, img.Ref, img.ID, &out); err != nil {
+		if err := c.LoadImage(ctx, docker, img.Ref, img.ID, nil, &out); err != nil {
 			t.Fatal(err)
 		}
 		if !strings.Contains(out.String(), "already holds "+img.Ref) {

@@ -386,7 +386,14 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 				add(engine.Step{Name: stepPorts, Needs: gate, Phase: engine.PhaseWait, Run: r.reachPorts})
 				gate = append(gate, stepPorts)
 			}
-			add(engine.Step{Name: "suite " + service, Needs: gate, Phase: engine.PhaseTest, Run: r.suite})
+			suite := r.suite
+			if done := t.suiteDone; done != nil {
+				suite = func(ctx context.Context, w io.Writer) error {
+					defer done()
+					return r.suite(ctx, w)
+				}
+			}
+			add(engine.Step{Name: "suite " + service, Needs: gate, Phase: engine.PhaseTest, Run: suite})
 		}
 	}
 	if parts.Create || parts.Deploy {
@@ -683,11 +690,12 @@ func (r *run) load(name string) func(context.Context, io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if held, err := r.heldImages(ctx, c); err == nil && held[cluster.NormalizeRef(ref)] == id {
+		held, err := r.heldImages(ctx, c)
+		if err == nil && held[cluster.NormalizeRef(ref)] == id {
 			fmt.Fprintf(w, "%s: already holds %s (%s)\n", c.Name, ref, images.ShortID(id))
 			return nil
 		}
-		return c.LoadImage(ctx, d, ref, id, w)
+		return c.LoadImage(ctx, d, ref, id, held, w)
 	}
 }
 

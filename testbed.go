@@ -41,6 +41,9 @@ type Testbed struct {
 	memo *buildMemo // shared by the runs of one process
 	// one is the cluster e2e:all runs this service on with others.
 	one *oneCluster
+	// suiteDone is called when the service's suite ends: e2e:all then
+	// starts the next service while this one's teardown runs.
+	suiteDone func()
 	// progress gets a line per step start and end (e2e:all's live view).
 	progress io.Writer
 	// plain frames steps without ::group:: (e2e:all groups whole services).

@@ -81,7 +81,7 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	out.Reset()
-	if err := c.LoadImage(ctx, docker, ref, id, &out); err != nil {
+	if err := c.LoadImage(ctx, docker, ref, id, nil, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "already holds "+ref) || strings.Contains(out.String(), "loaded") {

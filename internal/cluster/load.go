@@ -8,6 +8,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/distribution/reference"
@@ -21,14 +22,19 @@ import (
 // does not already hold the same image ID. The image is exported once and
 // streamed into each such node's containerd at the same time: no temporary
 // file, so two runs cannot collide on a path. The caller keeps imports
-// into one node one at a time.
-func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id string, w io.Writer) error {
+// into one node one at a time. held, when not nil, is what ImageIDs found
+// on the nodes: a single node missing from it is not asked again.
+func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id string, held map[string]string, w io.Writer) error {
 	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}
 	var need []nodes.Node
 	for _, n := range ns {
+		if held != nil && len(ns) == 1 && held[NormalizeRef(ref)] != id {
+			need = append(need, n)
+			continue
+		}
 		if have, _ := nodeImageID(ctx, n, ref); have == id {
 			fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, images.ShortID(id))
 			continue
@@ -92,9 +98,25 @@ func importImage(ctx context.Context, n nodes.Node, archive io.Reader) error {
 
 var snapshotterLine = regexp.MustCompile(`(?m)^\s*snapshotter\s*=\s*"([^"]+)"`)
 
+// snapshotters remembers each node's snapshotter: a node's containerd
+// configuration does not change while it lives, and asking costs a
+// docker exec per load.
+var snapshotters sync.Map // node name → snapshotter
+
 // snapshotter reads the CRI's snapshotter from containerd's configuration,
 // as kind does, so the image is unpacked where the kubelet looks for it.
 func snapshotter(ctx context.Context, n nodes.Node) (string, error) {
+	if s, ok := snapshotters.Load(n.String()); ok {
+		return s.(string), nil
+	}
+	s, err := readSnapshotter(ctx, n)
+	if err == nil {
+		snapshotters.Store(n.String(), s)
+	}
+	return s, err
+}
+
+func readSnapshotter(ctx context.Context, n nodes.Node) (string, error) {
 	var out bytes.Buffer
 	if err := n.CommandContext(ctx, "containerd", "config", "dump").SetStdout(&out).Run(); err != nil {
 		return "", fmt.Errorf("reading containerd's config: %w", err)
