@@ -105,8 +105,10 @@ type Outcome struct {
 	Artifacts string
 }
 
-// All runs every service's E2E, up to parallel clusters at once, each
-// isolated (cluster name, host ports, kubeconfig, temporary paths). Each
+// All runs every service's E2E, up to parallel at once. With
+// Options.OneCluster they share one kind cluster per cluster shape, each
+// in a namespace of its own (see oneCluster); otherwise each gets its own
+// cluster (cluster name, host ports, kubeconfig, temporary paths). Each
 // service's output is printed whole when it ends. It runs them all and
 // fails after, unless failFast.
 func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outcome, error) {
@@ -127,6 +129,9 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		fmt.Fprintf(t.Out, "testbed: e2e of %d services, %d cluster(s) at once: %s\n", len(services), parallel, strings.Join(services, ", "))
 	}
 	outcomes := make([]Outcome, len(services))
+	for i, svc := range services {
+		outcomes[i].Service = svc // "not run" unless it starts
+	}
 	pr := newAllPrinter(t.Out)
 	t0 := time.Now()
 	ferr := eachService(ctx, services, parallel, func(ctx context.Context, i int, svc string, release func()) error {

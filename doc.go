@@ -38,7 +38,9 @@
 // each run gets a namespace of its own (deleted at the end), its own
 // copies of cluster-scoped objects other than CRDs, and port-forwards on
 // 127.0.0.1 in place of node ports, so two runs there at once do not
-// collide.
+// collide. All, with Options.OneCluster, makes one kind cluster (one per
+// cluster shape) and runs its services on it the same way, a namespace
+// each: one create and one load of each image instead of one per service.
 //
 // # Three ways in
 //
