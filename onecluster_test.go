@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/topology"
 )
 
@@ -26,8 +27,10 @@ func TestOneClusterPlanSharesACluster(t *testing.T) {
 	if o := ones["notification"]; o == ones["gateway"] || o.c.Name != "testbed-all-2" {
 		t.Errorf("notification (1 worker) on %s, want a cluster of its own shape, testbed-all-2", o.c.Name)
 	}
-	if third := ones["gateway"].third; !slices.ContainsFunc(third, func(s string) bool { return strings.HasPrefix(s, "postgres") }) {
-		t.Errorf("the shared cluster bakes %v: PostgreSQL is missing", third)
+	for _, img := range []string{"postgresql", "redis"} {
+		if ref, third := images.ThirdParty(tb.Topo.Images[img]), ones["gateway"].third; !slices.Contains(third, ref) {
+			t.Errorf("the shared cluster bakes %v: %s (%s) is missing", third, img, ref)
+		}
 	}
 
 	tb.one = ones["gateway"]
