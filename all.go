@@ -66,7 +66,7 @@ func (m *buildMemo) do(ctx context.Context, name string, build func() (images.Bu
 	return r.res, false, r.err
 }
 
-// DefaultParallel is how many clusters e2e:all runs at once when
+// DefaultParallel is how many services e2e:all runs at once when
 // E2E_PARALLEL is unset: one per core, and one per 3 GiB of available
 // memory (a kind node with a service's stack), at least 1.
 func DefaultParallel() int {

@@ -111,24 +111,21 @@ func (r *run) createOne(ctx context.Context, w io.Writer) error {
 // services through port-forwards.
 func (r *run) makeOne(ctx context.Context, w io.Writer) error {
 	o := r.one
-	node := r.baseNodeImage()
 	if len(o.third) > 0 && r.cfg.Bake {
-		d, err := r.dockerClient(ctx)
-		if err != nil {
+		if err := r.bake(o.third)(ctx, w); err != nil {
 			return err
 		}
-		b, err := r.scope.BakeNodeImage(ctx, d, node, o.third, w)
-		if err != nil {
-			return err
-		}
-		node = b.Ref
 	}
-	got, err := o.c.Create(ctx, cluster.CreateOptions{NodeImage: node, Service: "e2e:all", Shape: o.shape}, w)
+	got, err := o.c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Service: "e2e:all", Shape: o.shape}, w)
 	if got == cluster.Made {
 		o.made.Store(true)
 	}
+	if errors.Is(err, cluster.ErrExists) {
+		// Not a service's cluster: cluster:delete <service> is no remedy.
+		return fmt.Errorf("%w\n  e2e:all shares a cluster of that name: if a kept e2e:all made it, cluster:prune deletes it; or set E2E_ONE_CLUSTER=0", err)
+	}
 	if err != nil {
-		return r.tb.hint(err, "all")
+		return err
 	}
 	fmt.Fprintf(w, "created cluster %s for e2e:all's services; kubeconfig %s\n", o.c.Name, o.c.Kubeconfig)
 	return nil
@@ -170,10 +167,11 @@ func (t *Testbed) deleteOnes(ctx context.Context, ones map[string]*oneCluster) e
 }
 
 // sharedOne is the run's view of the shared cluster: as an existing one,
-// through the cluster's own kubeconfig, which the run does not remove.
+// through the cluster's own kubeconfig, which the run does not remove
+// (its dir is empty). The existing cluster's source, context and server
+// name a user's kubeconfig; this run prints the cluster's name instead.
 func sharedOne(o *oneCluster) *sharedCluster {
-	return &sharedCluster{source: o.c.Kubeconfig, context: "kind-" + o.c.Name, server: "kind cluster " + o.c.Name,
-		kubeconfig: o.c.Kubeconfig, nodePorts: map[int32]kube.ServicePort{}}
+	return &sharedCluster{kubeconfig: o.c.Kubeconfig, nodePorts: map[int32]kube.ServicePort{}}
 }
 
 // sharing maps the services e2e:all runs on a shared cluster to it: every
