@@ -33,6 +33,7 @@ package targets
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -99,12 +100,17 @@ func load() (*testbed.Testbed, error) {
 // its error to the exit code: 1 failure, 2 bad input, 130 interrupted.
 func do(ctx context.Context, f func(context.Context, *testbed.Testbed) error) error {
 	ctx, stop := cmdline.CatchInterrupt(ctx, os.Stderr)
-	defer stop()
 	tb, err := load()
 	if err == nil {
 		err = f(ctx, tb)
 	}
+	// After stop, the context's cause says for good whether a signal came
+	// before the target returned.
+	stop()
 	if code := cmdline.ExitCode(ctx, err); code != 0 {
+		if err == nil {
+			err = errors.New("interrupted: the work had ended, and its cleanup ran to the end")
+		}
 		return mg.Fatal(code, err)
 	}
 	return nil

@@ -35,13 +35,16 @@ var Commands = testbed.Commands{
 // ErrInterrupted is the cause of a run's cancellation by SIGINT or SIGTERM.
 var ErrInterrupted = errors.New("interrupted by a signal")
 
-// ExitCode maps a target's error to its exit code.
+// ExitCode maps a target's error to its exit code. An interrupt is 130
+// even when the work it cut short ended without an error (the signal came
+// during the last cleanup, after the suite passed): the person asked the
+// command to stop, and `mage e2e:x && next` must not go on to next.
 func ExitCode(ctx context.Context, err error) int {
 	switch {
-	case err == nil:
-		return 0
 	case errors.Is(context.Cause(ctx), ErrInterrupted):
 		return ExitInterrupted
+	case err == nil:
+		return 0
 	case errors.Is(err, testbed.ErrInput):
 		return ExitInput
 	}

@@ -68,6 +68,13 @@ func TestExitCodes(t *testing.T) {
 			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
 		}
 	}
+	// An interrupt during the last cleanup of a run that passed is still an
+	// interrupt (the fault suite's SIGINT at a random moment found exit 0).
+	interrupted, cancel := context.WithCancelCause(ctx)
+	cancel(ErrInterrupted)
+	if got := ExitCode(interrupted, nil); got != ExitInterrupted {
+		t.Errorf("ExitCode(nil) after an interrupt = %d, want %d", got, ExitInterrupted)
+	}
 }
 
 // hurryClosed reports whether the run has been asked to hurry, through what
