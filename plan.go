@@ -872,6 +872,7 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 		hp := r.hostPort(p)
 		url := fmt.Sprintf("http://127.0.0.1:%d%s", hp, p.ProbePath())
 		var last error
+		told := false
 		for {
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			resp, err := client.Do(req)
@@ -881,18 +882,50 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 				break
 			}
 			last = err
+			// A port that does not answer for a while is usually a
+			// Service without a ready pod: say which, and why, once while
+			// waiting and again in the error.
+			if !told && time.Since(t0) > 15*time.Second {
+				told = true
+				if why := r.whyNotServing(ctx, p); why != "" {
+					fmt.Fprintf(w, "127.0.0.1:%d (%s) does not answer yet (%v):\n%s\n", hp, p.Name, err, why)
+				}
+			}
 			select {
 			case <-ctx.Done():
 				via := fmt.Sprintf("NodePort %d", p.NodePort)
 				if r.shared != nil {
 					via = "a port-forward to the Service that had NodePort " + strconv.Itoa(p.NodePort)
 				}
-				return fmt.Errorf("127.0.0.1:%d (%s, %s) does not answer: %v", hp, p.Name, via, last)
+				err := fmt.Errorf("127.0.0.1:%d (%s, %s) does not answer: %v", hp, p.Name, via, last)
+				if why := r.whyNotServing(context.WithoutCancel(ctx), p); why != "" {
+					err = fmt.Errorf("%w\n%s", err, why)
+				}
+				return err
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
 	}
 	return nil
+}
+
+// whyNotServing names the pods that keep a port's Service from answering
+// ("" when it finds none).
+func (r *run) whyNotServing(ctx context.Context, p topology.Port) string {
+	k, err := r.kubeClient()
+	if err != nil {
+		return ""
+	}
+	service := ""
+	if r.shared != nil {
+		r.shared.mu.Lock()
+		service = r.shared.nodePorts[int32(p.NodePort)].Service
+		r.shared.mu.Unlock()
+		if service == "" {
+			return ""
+		}
+	}
+	return k.WhyNotServing(ctx, r.ns, service, int32(p.NodePort))
 }
 
 // manifests is a component's rendered objects, namespaced for the cluster:
