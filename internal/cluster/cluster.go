@@ -449,9 +449,13 @@ func (c *Cluster) Delete(ctx context.Context, w io.Writer) error {
 	}
 	var err error
 	// `docker rm -f` of a node sometimes fails while another container is
-	// torn down at the same time (seen with two test clusters at once):
-	// try again before giving up.
+	// torn down at the same time (seen with two test clusters at once), or
+	// because a cgroup inside it was left frozen (see thawNodes): try
+	// again before giving up.
 	for attempt := 1; attempt <= 3; attempt++ {
+		if n := c.thawNodes(ctx); n > 0 {
+			fmt.Fprintf(w, "thawed %d frozen cgroups inside the nodes of %s (a container set up while the node was killed)\n", n, c.Name)
+		}
 		_, err = withDeadline(ctx, 2*time.Minute, "deleting cluster "+c.Name, func() (struct{}, error) {
 			return struct{}{}, c.provider.Delete(c.Name, c.Kubeconfig)
 		})

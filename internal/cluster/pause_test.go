@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -161,6 +164,53 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	if after := controlPlaneRestarts(ctx, t, k); !maps.Equal(after, restarts) {
 		t.Errorf("control-plane containers restarted across the pause (restarts %v → %v): a liveness probe failed", restarts, after)
 	}
+
+	// A pod's cgroup left frozen inside the node (runc killed while it set
+	// a container up, as a Ctrl-C during a run can) must not keep the
+	// cluster from being deleted.
+	info, err := docker.ContainerInspect(ctx, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frozen := freezePodCgroup(t, fmt.Sprintf("/proc/%d/cgroup", info.State.Pid), info.ID)
+	var out strings.Builder
+	if err := c.Delete(ctx, &out); err != nil {
+		t.Fatalf("deleting a cluster with a frozen pod cgroup (%s): %v\n%s", frozen, err, out.String())
+	}
+	if !strings.Contains(out.String(), "thawed") {
+		t.Errorf("Delete did not say it thawed %s:\n%s", frozen, out.String())
+	}
+	if _, err := docker.ContainerInspect(ctx, node); err == nil {
+		t.Errorf("node %s is still there after Delete", node)
+	}
+}
+
+// freezePodCgroup freezes the cgroup of one of the node's pod containers,
+// as runc leaves it when it is killed mid-setup, and returns its path.
+func freezePodCgroup(t *testing.T, procCgroup, id string) string {
+	t.Helper()
+	for _, dir := range cgroupDirs(procCgroup, "/sys/fs/cgroup", id) {
+		var found string
+		filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() && found == "" && strings.HasPrefix(d.Name(), "cri-containerd-") {
+				found = path
+			}
+			return nil
+		})
+		if found == "" {
+			continue
+		}
+		file, v := "freezer.state", "FROZEN"
+		if _, err := os.Stat(filepath.Join(found, file)); err != nil {
+			file, v = "cgroup.freeze", "1"
+		}
+		if err := os.WriteFile(filepath.Join(found, file), []byte(v), 0); err != nil {
+			t.Fatalf("freezing %s: %v", found, err)
+		}
+		return found
+	}
+	t.Fatalf("no pod container cgroup under the node's cgroups (%s): this test needs to run as root beside the Docker engine", procCgroup)
+	return ""
 }
 
 // controlPlaneRestarts sums the restarts of kube-controller-manager and
