@@ -81,7 +81,10 @@ type run struct {
 	objs   map[string][]kube.Object // component name → rendered manifests
 	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
 	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
-	held   map[string]string        // image ref → ID the cluster's nodes held at the first load
+	// unpaused is the kubelets' readiness probe counts right after a
+	// claimed warm cluster was unpaused (nil otherwise).
+	unpaused map[string]kube.ProbeCount
+	held     map[string]string // image ref → ID the cluster's nodes held at the first load
 
 	// warming makes a warm cluster: a new name, host ports the engine
 	// chooses, and at the end the nodes paused instead of a suite.
@@ -615,6 +618,15 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
 			return true, fmt.Errorf("warm cluster %s after the unpause: %w", c.Name, err)
 		}
+		// What the ready steps require to have grown: the status from
+		// before the pause says nothing of the pods now.
+		probes, err := k.ReadinessProbesWithin(ctx, 30*time.Second)
+		if err != nil {
+			return true, fmt.Errorf("warm cluster %s after the unpause: %w", c.Name, err)
+		}
+		r.mu.Lock()
+		r.unpaused = probes
+		r.mu.Unlock()
 		fmt.Fprintf(w, "claimed warm cluster %s (warmed %s ago); API answered %s after the unpause\n",
 			c.Name, time.Since(wc.Made).Round(time.Second), time.Since(t0).Round(100*time.Millisecond))
 		return true, nil
@@ -1021,7 +1033,19 @@ func (r *run) ready(name string, c *topology.Component) func(context.Context, io
 		// In phased mode a component may start before what it needs: a
 		// crash loop there is the design's cost, not a failure.
 		strict := r.cfg.Mode != engine.Phased
-		return k.Wait(ctx, objs, kube.WaitOptions{Timeout: r.cfg.Timeout, FailOnCrashLoop: strict}, w)
+		t0 := time.Now()
+		if err := k.Wait(ctx, objs, kube.WaitOptions{Timeout: r.cfg.Timeout, FailOnCrashLoop: strict}, w); err != nil {
+			return err
+		}
+		r.mu.Lock()
+		since := r.unpaused
+		r.mu.Unlock()
+		if since == nil {
+			return nil
+		}
+		// A claimed warm cluster: kstatus read the status from before the
+		// pause; the pods must pass their readiness probes again.
+		return k.WaitFreshReadiness(ctx, objs, since, max(r.cfg.Timeout-time.Since(t0), 10*time.Second), w)
 	}
 }
 
