@@ -39,12 +39,15 @@ func (c *Cluster) thawNodes(ctx context.Context) int {
 	for _, n := range ns {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		var out bytes.Buffer
-		err := kindexec.CommandContext(ctx, c.runtime, "inspect", "-f", "{{.Id}} {{.State.Pid}}", n.String()).SetStdout(&out).Run()
+		err := kindexec.CommandContext(ctx, c.runtime, "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Paused}}", n.String()).SetStdout(&out).Run()
 		cancel()
-		id, pid, ok := strings.Cut(strings.TrimSpace(out.String()), " ")
-		if err != nil || !ok || pid == "0" {
+		f := strings.Fields(out.String())
+		// A paused node is frozen as a whole, on purpose: the engine
+		// deletes it as such, and its children only read FROZEN.
+		if err != nil || len(f) != 3 || f[1] == "0" || f[2] == "true" {
 			continue
 		}
+		id, pid := f[0], f[1]
 		if _, err := strconv.Atoi(pid); err != nil {
 			continue
 		}
