@@ -58,7 +58,7 @@ spec:
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1, Parallel: 2, Timeout: 40 * time.Second}, Topo: topo, Out: &out}
+	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1, Parallel: 2, Timeout: 40 * time.Second, Artifacts: t.TempDir()}, Topo: topo, Out: &out}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
 	t.Cleanup(func() {
