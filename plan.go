@@ -649,12 +649,10 @@ func (r *run) countProbes(k *kube.Client, cluster string) {
 	go func() {
 		defer close(done)
 		defer cancel()
-		t0 := time.Now()
 		pc.since, pc.err = k.ReadinessProbesWithin(ctx, 30*time.Second)
 		if pc.err != nil {
 			pc.err = fmt.Errorf("warm cluster %s after the unpause: %w", cluster, pc.err)
 		}
-		pc.took = time.Since(t0)
 	}()
 }
 
@@ -664,7 +662,6 @@ type probeCount struct {
 	stop  context.CancelFunc
 	since map[string]kube.ProbeCount
 	err   error
-	took  time.Duration
 }
 
 // pauseWarm records the run's cluster as warm and pauses its nodes.
