@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
@@ -37,6 +38,10 @@ type Warm struct {
 	// namespace. A run uses only a warm cluster of its own shape.
 	Shape string    `json:"shape"`
 	Made  time.Time `json:"made"`
+	// Images maps each image reference the nodes held when they were
+	// paused to its ID (as ImageIDs): a claim need not ask the waking
+	// nodes again.
+	Images map[string]string `json:"images,omitempty"`
 	// Claimed is set when a run has claimed it (it is in use).
 	Claimed bool `json:"-"`
 }
@@ -62,12 +67,61 @@ func (s Scope) IsWarmName(name string) (service string, ok bool) {
 	return rest[:i], true
 }
 
-// MarkWarm records the cluster as warm and pauses its nodes.
+// MarkWarm records the cluster as warm, with the images its nodes hold,
+// and pauses its nodes.
 func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
-	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now()}); err != nil {
+	held, err := c.ImageIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now(), Images: held}); err != nil {
+		return err
+	}
+	return c.Pause(ctx)
+}
+
+// Pause stops each node's kubelet, then pauses the nodes; Unpause resumes
+// them and starts the kubelets again. A kubelet frozen with its node wakes
+// with its last check of the container runtime older than its 30 s limit,
+// and its first node status then often says "container runtime is down"
+// (2 of 5 unpauses here): the node is NotReady for a status period, the
+// scheduler turns new pods away, and the node lifecycle controller marks
+// every pod of the node NotReady. A kubelet that starts checks the runtime
+// before its first status (3 of 3 unpauses clean).
+func (c *Cluster) Pause(ctx context.Context) error {
+	if err := c.kubelets(ctx, "stop"); err != nil {
 		return err
 	}
 	return c.nodesDo(ctx, "pause")
+}
+
+// Unpause resumes the cluster's paused nodes and their kubelets.
+func (c *Cluster) Unpause(ctx context.Context) error {
+	if err := c.nodesDo(ctx, "unpause"); err != nil {
+		return err
+	}
+	return c.kubelets(ctx, "start")
+}
+
+// kubelets runs systemctl verb kubelet on every node, all at once.
+func (c *Cluster) kubelets(ctx context.Context, verb string) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range ns {
+		g.Go(func() error {
+			var out bytes.Buffer
+			if err := n.CommandContext(gctx, "systemctl", verb, "kubelet").SetStdout(&out).SetStderr(&out).Run(); err != nil {
+				return fmt.Errorf("systemctl %s kubelet on %s: %w: %s", verb, n, err, strings.TrimSpace(out.String()))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
 
 // RecordWarm writes a warm cluster's record into its state dir.
@@ -85,9 +139,6 @@ func (s Scope) RecordWarm(w Warm) error {
 	}
 	return os.WriteFile(filepath.Join(dir, warmFile), b, 0o600)
 }
-
-// Unpause resumes the cluster's paused nodes.
-func (c *Cluster) Unpause(ctx context.Context) error { return c.nodesDo(ctx, "unpause") }
 
 func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
 	ns, err := c.Nodes(ctx)

@@ -80,6 +80,11 @@ type Builder struct {
 	Rebuild bool
 	// Cover builds the Go binaries with -cover (E2E_COVERAGE).
 	Cover bool
+	// Compiled, when set, is called once the image's binaries are
+	// compiled, before the docker build: the CPU-heavy part is over.
+	// A build that does not compile (cached, or no binaries) does not
+	// call it.
+	Compiled func()
 }
 
 // Build hashes the image's inputs; unless an image with that hash exists,
@@ -135,6 +140,9 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		}
 		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.name == bin.Name })
 		entries = append(entries, entry{name: bin.Name, path: out, mode: 0o755})
+	}
+	if len(img.Binaries) > 0 && b.Compiled != nil {
+		b.Compiled()
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	tarPath := filepath.Join(dir, "context.tar")

@@ -211,7 +211,8 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 			return pods.Watch(ctx, o)
 		},
 	}
-	_, err := watchtools.UntilWithSync(ctx, lw, &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+	// A fake clientset (the tests') cannot stream the initial list.
+	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok || ev.Type == watch.Deleted || pod.DeletionTimestamp != nil {
 			return false, nil
@@ -226,6 +227,9 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 			return false, nil
 		}
 		if reason, container, msg := podProblem(pod, failOnCrash); reason != "" {
+			if reason == "Unschedulable" && c.nodeSettling(ctx) != "" {
+				return false, nil // the scheduler tries again when the node recovers
+			}
 			return false, &NotReadyError{
 				Object:  fmt.Sprintf("%s (pod %s, container %s)", owner, pod.Name, container),
 				Reason:  fmt.Sprintf("%s: %s", reason, msg),
@@ -235,6 +239,33 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 		return false, nil
 	})
 	return err
+}
+
+// nodeSettling names a node that is not Ready or carries the not-ready or
+// unreachable taint, "" when none does (or the nodes cannot be read). The
+// scheduler turns pods away from such a node until it recovers: seen on a
+// warm cluster just unpaused, whose kubelet reported "container runtime is
+// down" once, then Ready. A pod Unschedulable then is no reason to fail.
+func (c *Client) nodeSettling(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	nodes, err := c.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return ""
+	}
+	for _, n := range nodes.Items {
+		for _, t := range n.Spec.Taints {
+			if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+				return fmt.Sprintf("node %s has the taint %s", n.Name, t.Key)
+			}
+		}
+		for _, cond := range n.Status.Conditions {
+			if cond.Type == corev1.NodeReady && cond.Status != corev1.ConditionTrue {
+				return fmt.Sprintf("node %s is not Ready: %s", n.Name, cond.Message)
+			}
+		}
+	}
+	return ""
 }
 
 // podProblem returns the reason a pod cannot become ready without a change.
