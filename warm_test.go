@@ -31,7 +31,9 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 	}
 	var out bytes.Buffer
 	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1}, Topo: topo, Out: &out}
-	_, r, err := tb.plan(service, PartsE2E, false)
+	// No build steps: claimWarm, called alone here, would wait for them
+	// (see the end of the test).
+	_, r, err := tb.plan(service, Parts{Create: true, Load: true, Deploy: true, Suite: true, Destroy: true}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,6 +71,40 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		if r.cluster.Name != testScope.NameFor(service) || r.made.Load() {
 			t.Errorf("%s: the run took the stale cluster %s (made=%v)", tt.what, r.cluster.Name, r.made.Load())
 		}
+	}
+
+	// A run that compiles claims nothing before its compiles are done, so
+	// a compile error leaves the warm cluster to the next run.
+	_, rb, err := tb.plan(service, PartsE2E, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.close()
+	if !rb.compiling.pending() {
+		t.Fatal("a plan with build steps has no compile pending")
+	}
+	name := testScope.WarmName(service)
+	if err := testScope.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: shape, Made: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	short, stop := context.WithTimeout(ctx, time.Second)
+	ok, err := rb.claimWarm(short, &out)
+	stop()
+	if ok || err == nil {
+		t.Errorf("with its compile pending: claimed=%v, %v; want it to wait until its context ended", ok, err)
+	}
+	if left, _ := testScope.ListWarm(service); len(left) != 1 || left[0].Claimed {
+		t.Errorf("with its compile pending the run touched the warm cluster: %+v", left)
+	}
+	// Its compile done, a run discards it as too old: nothing is left.
+	if err := testScope.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: shape, Made: time.Now().Add(-2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	for rb.compiling.pending() {
+		rb.compiling.done()
+	}
+	if ok, err := rb.claimWarm(ctx, &out); ok || err != nil {
+		t.Errorf("compiles done, a too-old warm cluster: claimed=%v, %v", ok, err)
 	}
 
 	// The shape follows the node image: another image, another shape.
