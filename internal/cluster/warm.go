@@ -87,7 +87,7 @@ func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 // (2 of 5 unpauses here): the node is NotReady for a status period, the
 // scheduler turns new pods away, and the node lifecycle controller marks
 // every pod of the node NotReady. A kubelet that starts checks the runtime
-// before its first status (3 of 3 unpauses clean).
+// before its first status (2 of 2 such unpauses by hand clean).
 func (c *Cluster) Pause(ctx context.Context) error {
 	if err := c.kubelets(ctx, "stop"); err != nil {
 		return err
