@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,13 +79,8 @@ type run struct {
 	refs   map[string]string        // image name → reference
 	ids    map[string]string        // image name → image ID
 	objs   map[string][]kube.Object // component name → rendered manifests
-	// rendered fingerprints each component's rendered manifests (before
-	// anything changes them); warmed is what a claimed warm cluster's
-	// record says was applied to it when it was warmed.
-	rendered map[string]string
-	warmed   map[string]string
-	node     string      // the node image clusters are made from (baked or E2E_NODE_IMAGE)
-	ports    map[int]int // node port → host port, when the engine chose them (warm clusters)
+	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
+	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
 	// probes is the kubelets' readiness probe counts right after a
 	// claimed warm cluster was unpaused (nil otherwise).
 	probes *probeCount
@@ -251,7 +245,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, rendered: map[string]string{}, warming: warm}
+	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
 	switch {
 	case one != nil:
 		r.one, r.shared = one, sharedOne(one)
@@ -391,20 +385,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 				// It reaches what it needs by Service name.
 				needs = append(needs, stepDNS)
 			}
-			apply := engine.Step{Name: applyStep(comp), Needs: needs, Phase: engine.PhaseApply, Run: r.apply(comp, c)}
-			if parts.Create && one == nil && !existing && !warm {
-				// On a claimed warm cluster a component applied as it
-				// is now need not wait for what it needs to be Ready
-				// again: its apply changes nothing, and its ready step
-				// still checks it.
-				for _, n := range needs {
-					if n == stepDNS || strings.HasPrefix(n, readyStep("")) {
-						apply.Waivable = append(apply.Waivable, n)
-					}
-				}
-				apply.Waive = func() bool { return r.asWarmed(comp, c) }
-			}
-			add(apply)
+			add(engine.Step{Name: applyStep(comp), Needs: needs, Phase: engine.PhaseApply, Run: r.apply(comp, c)})
 			add(engine.Step{Name: readyStep(comp), Needs: []string{applyStep(comp)}, Phase: engine.PhaseWait, Run: r.ready(comp, c)})
 			gate = append(gate, readyStep(comp))
 		}
@@ -663,7 +644,6 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		r.mu.Lock()
 		r.cluster = c
 		r.held = wc.Images // what a load would ask the waking nodes
-		r.warmed = wc.Applied
 		r.mu.Unlock()
 		r.made.Store(true) // the run deletes it: a warm cluster serves one run
 		t0 := time.Now()
@@ -772,10 +752,7 @@ func (r *run) pauseWarm(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	applied := maps.Clone(r.rendered)
-	r.mu.Unlock()
-	if err := r.cluster.MarkWarm(ctx, r.name, shape, applied); err != nil {
+	if err := r.cluster.MarkWarm(ctx, r.name, shape); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "warm cluster %s paused (shape %s)\n", r.cluster.Name, shape)
@@ -1129,42 +1106,16 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 	if r.cfg.Coverage {
 		kube.AddCoverDir(objs, r.builtRefs(c), cluster.CoverDir, coverMount)
 	}
-	sum := sha256.New()
-	for _, o := range objs {
-		b, err := json.Marshal(o.Object)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", o, err)
-		}
-		sum.Write(append(b, 0))
-	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if cached, ok := r.objs[name]; ok { // rendered meanwhile by another step
 		return cached, nil
 	}
 	r.objs[name] = objs
-	r.rendered[name] = hex.EncodeToString(sum.Sum(nil)[:12])
 	if r.shared != nil {
 		r.shared.keep(own, ports)
 	}
 	return objs, nil
-}
-
-// asWarmed reports whether the run's cluster is a claimed warm one that
-// got the component's manifests, rendered as this run renders them.
-func (r *run) asWarmed(name string, c *topology.Component) bool {
-	r.mu.Lock()
-	warmed := r.warmed[name]
-	r.mu.Unlock()
-	if warmed == "" {
-		return false
-	}
-	if _, err := r.render(name, c); err != nil {
-		return false // the apply step reports it
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.rendered[name] == warmed
 }
 
 func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
@@ -1172,9 +1123,6 @@ func (r *run) apply(name string, c *topology.Component) func(context.Context, io
 		objs, err := r.manifests(name, c)
 		if err != nil {
 			return err
-		}
-		if r.asWarmed(name, c) {
-			fmt.Fprintln(w, "as when the warm cluster was made: applied without waiting for what it needs to be Ready again")
 		}
 		k, err := r.kubeClient()
 		if err != nil {

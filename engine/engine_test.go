@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,8 +36,6 @@ func (r *recorder) step(name string) func(context.Context, io.Writer) error {
 }
 
 func (r *recorder) index(s string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	for i, l := range r.log {
 		if l == s {
 			return i
@@ -677,75 +674,5 @@ func TestProgressLinesComeAsStepsStartAndEnd(t *testing.T) {
 	}
 	if want := "▶ a\n✓ a (1s)\n▶ b\n✗ b (1s): b broke …\n"; progress.String() != want {
 		t.Errorf("progress:\n%s\nwant:\n%s", progress.String(), want)
-	}
-}
-
-// TestWaivedNeedsAreNotWaitedFor: a step whose Waive says yes starts while
-// its waivable need still runs, but never before its other needs; one
-// whose Waive says no waits for all of them. Waive is asked only once the
-// other needs are done, and once.
-func TestWaivedNeedsAreNotWaitedFor(t *testing.T) {
-	t.Parallel()
-	for _, waive := range []bool{true, false} {
-		t.Run(fmt.Sprint("waive=", waive), func(t *testing.T) {
-			t.Parallel()
-			rec := &recorder{}
-			release := make(chan struct{}) // x started (waive) or Waive was asked (not)
-			var asked atomic.Int32
-			slow := func(ctx context.Context, w io.Writer) error {
-				rec.add("start slow")
-				// Held until x has started (or, without the waiver, until
-				// it is asked for): a scheduler that waits for slow
-				// anyway, or never asks, fails by the deadline.
-				select {
-				case <-release:
-				case <-time.After(10 * time.Second):
-					return errors.New("held 10 s: the waiving step did not start (or was not asked) while its waivable need ran")
-				}
-				rec.add("end slow")
-				return nil
-			}
-			p := &Plan{Name: "waive", Steps: []Step{
-				{Name: "hard", Run: rec.step("hard")},
-				{Name: "slow", Run: slow},
-				{Name: "x", Needs: []string{"hard", "slow"}, Waivable: []string{"slow"},
-					Waive: func() bool {
-						if asked.Add(1) == 1 && !waive {
-							close(release)
-						}
-						if rec.index("end hard") < 0 {
-							t.Error("Waive was asked before the need it cannot waive was done")
-						}
-						return waive
-					},
-					Run: func(ctx context.Context, w io.Writer) error {
-						rec.add("start x")
-						if waive {
-							close(release)
-						}
-						return nil
-					}},
-			}}
-			res, err := Run(context.Background(), p, Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if rec.index("end hard") > rec.index("start x") {
-				t.Errorf("x started before hard ended: %v", rec.log)
-			}
-			if !waive && rec.index("end slow") > rec.index("start x") {
-				t.Errorf("x started before slow ended although Waive said no: %v", rec.log)
-			}
-			if n := asked.Load(); n != 1 {
-				t.Errorf("Waive was asked %d times, want 1", n)
-			}
-			x := res.Steps[2]
-			if waive && (len(x.Waived) != 1 || slices.Contains(x.Needs, "slow")) {
-				t.Errorf("waived x recorded needs %v, waived %v; want needs without slow, waived [slow]", x.Needs, x.Waived)
-			}
-			if !waive && (len(x.Waived) != 0 || !slices.Contains(x.Needs, "slow")) {
-				t.Errorf("x recorded needs %v, waived %v; want slow among its needs", x.Needs, x.Waived)
-			}
-		})
 	}
 }

@@ -56,13 +56,6 @@ type Step struct {
 	OnFailure bool
 	// Run does the work; it writes its output to w, never to a shared stdout.
 	Run func(ctx context.Context, w io.Writer) error
-	// Waivable names needs the step may start without, if Waive says so.
-	// Waive is asked once, when every other need is done and a waivable
-	// one is not (a component unchanged on a claimed warm cluster need
-	// not wait for what it needs to be Ready again: it is already
-	// applied). It runs on the scheduler's goroutine and must be quick.
-	Waivable []string
-	Waive    func() bool
 }
 
 // Plan is a set of steps with their needs, plus finally steps that run after
@@ -97,16 +90,6 @@ func (p *Plan) Validate() error {
 			if !ok || j >= len(p.Steps) {
 				return fmt.Errorf("plan %s: step %q needs %q, which is not a step of the plan", p.Name, s.Name, n)
 			}
-		}
-	}
-	for _, s := range p.Steps {
-		for _, n := range s.Waivable {
-			if !slices.Contains(s.Needs, n) {
-				return fmt.Errorf("plan %s: step %q may waive %q, which is not one of its needs", p.Name, s.Name, n)
-			}
-		}
-		if len(s.Waivable) > 0 && s.Waive == nil {
-			return fmt.Errorf("plan %s: step %q has waivable needs but no Waive", p.Name, s.Name)
 		}
 	}
 	for _, s := range p.Finally {
@@ -188,15 +171,6 @@ func (p *Plan) Describe(w io.Writer, m Mode) {
 		n := "-"
 		if len(needs) > 0 {
 			n = strings.Join(needs, ", ")
-		}
-		var waivable []string
-		for _, x := range s.Waivable {
-			if slices.Contains(needs, x) {
-				waivable = append(waivable, x)
-			}
-		}
-		if len(waivable) > 0 {
-			n += " (may start without " + strings.Join(waivable, ", ") + ")"
 		}
 		fmt.Fprintf(w, "  %-28s phase=%-7s class=%-24s needs: %s\n", s.Name, s.Phase, class, n)
 	}

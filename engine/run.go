@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
-	"slices"
 	"strings"
 	"time"
 
@@ -74,9 +73,6 @@ type StepResult struct {
 	Start   time.Duration `json:"start_ns"` // since the run started
 	End     time.Duration `json:"end_ns"`
 	Error   string        `json:"error,omitempty"`
-	// Waived lists the needs the step started without (Step.Waive); they
-	// are not in Needs.
-	Waived []string `json:"waived,omitempty"`
 }
 
 // Duration is how long the step ran.
@@ -157,8 +153,6 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 	done := map[string]bool{}
 	classRunning := map[string]int{}
 	nRunning := 0
-	asked := make([]bool, n)  // Waive was asked
-	waived := make([]bool, n) // and said yes
 
 	g, gctx := errgroup.WithContext(ctx)
 	events := make(chan event, n)
@@ -174,22 +168,8 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 		if l, capped := p.Limits[s.Class]; capped && classRunning[s.Class] >= l {
 			return false
 		}
-		waiting := false
 		for _, nd := range needs[i] {
-			if done[nd] {
-				continue
-			}
-			if !slices.Contains(s.Waivable, nd) {
-				return false
-			}
-			waiting = true
-		}
-		if waiting {
-			if !asked[i] {
-				asked[i] = true
-				waived[i] = s.Waive()
-			}
-			if !waived[i] {
+			if !done[nd] {
 				return false
 			}
 		}
@@ -218,11 +198,6 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 				classRunning[s.Class]++
 				t0 := o.Now()
 				res.Steps[i].Start = since(t0)
-				if waived[i] {
-					r := &res.Steps[i]
-					r.Needs = slices.DeleteFunc(slices.Clone(r.Needs), func(n string) bool { return slices.Contains(s.Waivable, n) })
-					r.Waived = slices.Clone(s.Waivable)
-				}
 				w := out.begin(s.Name, t0)
 				g.Go(func() error {
 					err := safeRun(gctx, s, w)

@@ -42,10 +42,6 @@ type Warm struct {
 	// paused to its ID (as ImageIDs): a claim need not ask the waking
 	// nodes again.
 	Images map[string]string `json:"images,omitempty"`
-	// Applied fingerprints each component's manifests as they were
-	// applied (rendered with the run's image references): a run that
-	// renders the same need not wait before applying it again.
-	Applied map[string]string `json:"applied,omitempty"`
 	// Claimed is set when a run has claimed it (it is in use).
 	Claimed bool `json:"-"`
 }
@@ -71,14 +67,14 @@ func (s Scope) IsWarmName(name string) (service string, ok bool) {
 	return rest[:i], true
 }
 
-// MarkWarm records the cluster as warm, with the images its nodes hold
-// and the fingerprints of what was applied, and pauses its nodes.
-func (c *Cluster) MarkWarm(ctx context.Context, service, shape string, applied map[string]string) error {
+// MarkWarm records the cluster as warm, with the images its nodes hold,
+// and pauses its nodes.
+func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 	held, err := c.ImageIDs(ctx)
 	if err != nil {
 		return err
 	}
-	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now(), Images: held, Applied: applied}); err != nil {
+	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now(), Images: held}); err != nil {
 		return err
 	}
 	return c.Pause(ctx)
