@@ -78,8 +78,7 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 
 	// A run that compiles claims nothing before its compiles are done, so
 	// a compile error leaves the warm cluster to the next run.
-	rb := r
-	if !rb.compiling.pending() {
+	if !r.compiling.pending() {
 		t.Fatal("a plan with build steps has no compile pending")
 	}
 	name := testScope.WarmName(service)
@@ -87,7 +86,7 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 		t.Fatal(err)
 	}
 	short, stop := context.WithTimeout(ctx, time.Second)
-	ok, err := rb.claimWarm(short, &out)
+	ok, err := r.claimWarm(short, &out)
 	stop()
 	if ok || err == nil {
 		t.Errorf("with its compile pending: claimed=%v, %v; want it to wait until its context ended", ok, err)
@@ -99,10 +98,10 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 	if err := testScope.RecordWarm(cluster.Warm{Name: name, Service: service, Shape: shape, Made: time.Now().Add(-2 * time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	for rb.compiling.pending() {
-		rb.compiling.done()
+	for r.compiling.pending() {
+		r.compiling.done()
 	}
-	if ok, err := rb.claimWarm(ctx, &out); ok || err != nil {
+	if ok, err := r.claimWarm(ctx, &out); ok || err != nil {
 		t.Errorf("compiles done, a too-old warm cluster: claimed=%v, %v", ok, err)
 	}
 
