@@ -562,8 +562,8 @@ func (r *run) readHostPorts(ctx context.Context, c *cluster.Cluster) error {
 
 // shape hashes what a warm cluster must have been made from to serve this
 // run: the node image (by ID: a rebuilt or re-baked one differs), the kind
-// config, the namespace. What the run can bring up to date (images,
-// manifests) is not in it.
+// config, the namespace, how its nodes were paused. What the run can bring
+// up to date (images, manifests) is not in it.
 func (r *run) shape(ctx context.Context) (string, error) {
 	d, err := r.dockerClient(ctx)
 	if err != nil {
@@ -576,7 +576,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node image %s: %w", node, err)
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry || r.cfg.Registry == registry.Host), r.topo.Namespace, r.name}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry || r.cfg.Registry == registry.Host), r.topo.Namespace, r.name, cluster.PauseProtocol}, "\x00")))
 	return hex.EncodeToString(sum[:12]), nil
 }
 
@@ -686,7 +686,7 @@ func (r *run) countProbes(k *kube.Client, cluster string) {
 		defer cancel()
 		pc.since, pc.err = k.ReadinessProbesWithin(ctx, 30*time.Second)
 		if pc.err != nil {
-			pc.err = fmt.Errorf("warm cluster %s after the unpause: %w", cluster, pc.err)
+			pc.err = fmt.Errorf("warm cluster %s after the unpause (is its kubelet running? docker exec %s-control-plane systemctl status kubelet): %w", cluster, cluster, pc.err)
 		}
 	}()
 }
