@@ -97,7 +97,21 @@ func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 // An exec is a runc call: 0.7 s on this machine, on the claim's critical
 // path.
 func (c *Cluster) Pause(ctx context.Context) error {
-	if err := c.onNodes(ctx, "sh", "-c", armKubeletWake+"systemctl stop kubelet"); err != nil {
+	unit, err := os.CreateTemp("", "testbed-kubelet-wake-unit-")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(unit.Name())
+	_, err = unit.WriteString(kubeletWakeUnit)
+	if err := errors.Join(err, unit.Close()); err != nil {
+		return err
+	}
+	if err := c.copyToNodes(ctx, unit.Name(), kubeletWakeUnitPath); err != nil {
+		return err
+	}
+	// No wake file while the kubelet stops (or the path unit would start
+	// it again); the unit is new to systemd, so start loads it.
+	if err := c.onNodes(ctx, []string{"rm", "-f", kubeletWake}, []string{"systemctl", "start", "testbed-kubelet-wake.path"}, []string{"systemctl", "stop", "kubelet"}); err != nil {
 		return err
 	}
 	return c.nodesDo(ctx, "pause")
@@ -105,28 +119,20 @@ func (c *Cluster) Pause(ctx context.Context) error {
 
 // PauseProtocol names how Pause and Unpause hand the kubelet over: a warm
 // cluster paused by another protocol is not one this testbed can wake.
-const PauseProtocol = "kubelet-wake-path/1"
+const PauseProtocol = "kubelet-wake-path/2"
 
 const (
 	// kubeletWake is the file whose existence starts the kubelet: on the
 	// node's /var volume, so that the copy lands on the file system
 	// systemd watches whatever the engine's storage driver.
-	kubeletWake     = "/var/lib/testbed/kubelet-wake"
-	kubeletWakeUnit = "/etc/systemd/system/testbed-kubelet-wake.path"
-	// armKubeletWake installs and starts the path unit with no wake file
-	// (so that stopping the kubelet does not start it again).
-	armKubeletWake = "set -e; mkdir -p /var/lib/testbed; rm -f " + kubeletWake + "; " +
-		"if [ ! -e " + kubeletWakeUnit + " ]; then printf '[Unit]\\nDescription=start the kubelet when testbed unpauses the node\\n[Path]\\nPathExists=" + kubeletWake + "\\nUnit=kubelet.service\\n' > " + kubeletWakeUnit + "; systemctl daemon-reload; fi; " +
-		"systemctl start testbed-kubelet-wake.path; "
+	kubeletWake         = "/var/lib/testbed-kubelet-wake"
+	kubeletWakeUnitPath = "/etc/systemd/system/testbed-kubelet-wake.path"
+	kubeletWakeUnit     = "[Unit]\nDescription=start the kubelet when testbed unpauses the node\n[Path]\nPathExists=" + kubeletWake + "\nUnit=kubelet.service\n"
 )
 
 // Unpause resumes the cluster's paused nodes; their kubelets start as they
 // thaw (see Pause).
 func (c *Cluster) Unpause(ctx context.Context) error {
-	ns, err := c.Nodes(ctx)
-	if err != nil {
-		return err
-	}
 	f, err := os.CreateTemp("", "testbed-kubelet-wake-")
 	if err != nil {
 		return err
@@ -135,26 +141,37 @@ func (c *Cluster) Unpause(ctx context.Context) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	g, gctx := errgroup.WithContext(cctx)
-	for _, n := range ns {
-		g.Go(func() error {
-			var out bytes.Buffer
-			if err := kindexec.CommandContext(gctx, c.runtime, "cp", f.Name(), n.String()+":"+kubeletWake).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-				return fmt.Errorf("%s cp %s:%s (what starts its kubelet): %w: %s", c.runtime, n, kubeletWake, err, strings.TrimSpace(out.String()))
-			}
-			return nil
-		})
-	}
-	if err := g.Wait(); err != nil {
+	if err := c.copyToNodes(ctx, f.Name(), kubeletWake); err != nil {
 		return err
 	}
 	return c.nodesDo(ctx, "unpause")
 }
 
-// onNodes runs a command on every node, all at once.
-func (c *Cluster) onNodes(ctx context.Context, cmd string, args ...string) error {
+// copyToNodes copies a host file to path on every node, all at once,
+// through the engine's API (docker cp: no process runs in the node, so it
+// works on a paused one too).
+func (c *Cluster) copyToNodes(ctx context.Context, file, path string) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, n := range ns {
+		g.Go(func() error {
+			var out bytes.Buffer
+			if err := kindexec.CommandContext(gctx, c.runtime, "cp", file, n.String()+":"+path).SetStdout(&out).SetStderr(&out).Run(); err != nil {
+				return fmt.Errorf("%s cp %s:%s: %w: %s", c.runtime, n, path, err, strings.TrimSpace(out.String()))
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// onNodes runs the commands in order on every node, the nodes at once.
+func (c *Cluster) onNodes(ctx context.Context, cmds ...[]string) error {
 	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
@@ -164,9 +181,11 @@ func (c *Cluster) onNodes(ctx context.Context, cmd string, args ...string) error
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range ns {
 		g.Go(func() error {
-			var out bytes.Buffer
-			if err := n.CommandContext(gctx, cmd, args...).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-				return fmt.Errorf("%s %s on %s: %w: %s", cmd, strings.Join(args, " "), n, err, strings.TrimSpace(out.String()))
+			for _, cmd := range cmds {
+				var out bytes.Buffer
+				if err := n.CommandContext(gctx, cmd[0], cmd[1:]...).SetStdout(&out).SetStderr(&out).Run(); err != nil {
+					return fmt.Errorf("%s on %s: %w: %s", strings.Join(cmd, " "), n, err, strings.TrimSpace(out.String()))
+				}
 			}
 			return nil
 		})

@@ -38,8 +38,24 @@ func store(method, key, body string) (string, int, error) {
 }
 
 func main() {
-	if _, code, err := store(http.MethodGet, "visits", ""); err != nil || code == http.StatusUnauthorized {
-		log.Fatalf("store at %s: %v (status %d)", storeURL, err, code)
+	// The store must answer before web serves. testbed applies web once
+	// the store is Ready, but a Ready pod can take a moment more to be
+	// reached through its Service (kube-proxy syncs at most once a second,
+	// and a lost DNS packet costs the resolver's 5 s): a few tries, then
+	// exit. A wrong token is not transient: exit at once.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		_, code, err := store(http.MethodGet, "visits", "")
+		if err == nil && code == http.StatusUnauthorized {
+			log.Fatalf("store at %s: the token was refused (status %d)", storeURL, code)
+		}
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			log.Fatalf("store at %s: %v (status %d)", storeURL, err, code)
+		}
+		log.Printf("store at %s: %v; trying again", storeURL, err)
+		time.Sleep(time.Second)
 	}
 	http.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok") })
 	http.HandleFunc("/hello/", func(w http.ResponseWriter, r *http.Request) {
