@@ -390,7 +390,15 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 			gate = append(gate, readyStep(comp))
 		}
 		if warm {
-			add(engine.Step{Name: stepPauseWarm, Needs: gate, Phase: engine.PhaseWait, Run: r.pauseWarm})
+			// Every step before it, not only the ready steps: a component
+			// that needs no Service name does not wait for CoreDNS, but a
+			// cluster paused while CoreDNS starts wakes with it not ready
+			// (and the DNS step, still waiting, times out on a frozen node).
+			var all []string
+			for _, s := range p.Steps {
+				all = append(all, s.Name)
+			}
+			add(engine.Step{Name: stepPauseWarm, Needs: all, Phase: engine.PhaseWait, Run: r.pauseWarm})
 		}
 		if parts.Suite && svc.Suite != topology.NoSuite {
 			if len(svc.Ports) > 0 && existing {

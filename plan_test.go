@@ -367,3 +367,25 @@ func TestHintsNameTheCommandLayersCommands(t *testing.T) {
 		t.Errorf("missing: %v", got)
 	}
 }
+
+// A warm cluster is paused only once every step before the pause is done:
+// holmesgpt-api's component needs no Service name, so nothing waits for
+// CoreDNS, and a pause while CoreDNS starts froze the DNS step until it
+// timed out (cluster:warm all, 2026-11-29).
+func TestWarmPauseWaitsForEveryStep(t *testing.T) {
+	tb := testbedForTest(t, Options{})
+	p, r, err := tb.plan("holmesgpt-api", partsWarm, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.close()
+	needs := needsOf(p, stepPauseWarm)
+	for _, s := range p.Steps {
+		if s.Name != stepPauseWarm && !slices.Contains(needs, s.Name) {
+			t.Errorf("%q does not wait for %q", stepPauseWarm, s.Name)
+		}
+	}
+	if !slices.Contains(needs, stepDNS) {
+		t.Errorf("%q needs %v: not %q", stepPauseWarm, needs, stepDNS)
+	}
+}
