@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
@@ -97,6 +98,10 @@ func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 // An exec is a runc call: 0.7 s on this machine, on the claim's critical
 // path.
 func (c *Cluster) Pause(ctx context.Context) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
 	unit, err := os.CreateTemp("", "testbed-kubelet-wake-unit-")
 	if err != nil {
 		return err
@@ -106,15 +111,24 @@ func (c *Cluster) Pause(ctx context.Context) error {
 	if err := errors.Join(err, unit.Close()); err != nil {
 		return err
 	}
-	if err := c.copyToNodes(ctx, unit.Name(), kubeletWakeUnitPath); err != nil {
+	if err := c.copyToNodes(ctx, ns, unit.Name(), kubeletWakeUnitPath); err != nil {
 		return err
 	}
 	// No wake file while the kubelet stops (or the path unit would start
 	// it again); the unit is new to systemd, so start loads it.
-	if err := c.onNodes(ctx, []string{"rm", "-f", kubeletWake}, []string{"systemctl", "start", "testbed-kubelet-wake.path"}, []string{"systemctl", "stop", "kubelet"}); err != nil {
+	err = eachNode(ctx, ns, time.Minute, func(ctx context.Context, n nodes.Node) error {
+		for _, cmd := range [][]string{{"rm", "-f", kubeletWake}, {"systemctl", "start", "testbed-kubelet-wake.path"}, {"systemctl", "stop", "kubelet"}} {
+			var out bytes.Buffer
+			if err := n.CommandContext(ctx, cmd[0], cmd[1:]...).SetStdout(&out).SetStderr(&out).Run(); err != nil {
+				return fmt.Errorf("%s on %s: %w: %s", strings.Join(cmd, " "), n, err, strings.TrimSpace(out.String()))
+			}
+		}
+		return nil
+	})
+	if err != nil {
 		return err
 	}
-	return c.nodesDo(ctx, "pause")
+	return c.nodesDo(ctx, ns, "pause")
 }
 
 // PauseProtocol names how Pause and Unpause hand the kubelet over: a warm
@@ -133,6 +147,10 @@ const (
 // Unpause resumes the cluster's paused nodes; their kubelets start as they
 // thaw (see Pause).
 func (c *Cluster) Unpause(ctx context.Context) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		return err
+	}
 	f, err := os.CreateTemp("", "testbed-kubelet-wake-")
 	if err != nil {
 		return err
@@ -141,54 +159,33 @@ func (c *Cluster) Unpause(ctx context.Context) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	if err := c.copyToNodes(ctx, f.Name(), kubeletWake); err != nil {
+	if err := c.copyToNodes(ctx, ns, f.Name(), kubeletWake); err != nil {
 		return err
 	}
-	return c.nodesDo(ctx, "unpause")
+	return c.nodesDo(ctx, ns, "unpause")
 }
 
-// copyToNodes copies a host file to path on every node, all at once,
-// through the engine's API (docker cp: no process runs in the node, so it
-// works on a paused one too).
-func (c *Cluster) copyToNodes(ctx context.Context, file, path string) error {
-	ns, err := c.Nodes(ctx)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+// copyToNodes copies a host file to path on the nodes through the engine's
+// API (docker cp: no process runs in the node, so it works on a paused one
+// too).
+func (c *Cluster) copyToNodes(ctx context.Context, ns []nodes.Node, file, path string) error {
+	return eachNode(ctx, ns, 30*time.Second, func(ctx context.Context, n nodes.Node) error {
+		var out bytes.Buffer
+		if err := kindexec.CommandContext(ctx, c.runtime, "cp", file, n.String()+":"+path).SetStdout(&out).SetStderr(&out).Run(); err != nil {
+			return fmt.Errorf("%s cp %s:%s: %w: %s", c.runtime, n, path, err, strings.TrimSpace(out.String()))
+		}
+		return nil
+	})
+}
+
+// eachNode runs fn for every node at once, within timeout; the first error
+// cancels the others.
+func eachNode(ctx context.Context, ns []nodes.Node, timeout time.Duration, fn func(context.Context, nodes.Node) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	for _, n := range ns {
-		g.Go(func() error {
-			var out bytes.Buffer
-			if err := kindexec.CommandContext(gctx, c.runtime, "cp", file, n.String()+":"+path).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-				return fmt.Errorf("%s cp %s:%s: %w: %s", c.runtime, n, path, err, strings.TrimSpace(out.String()))
-			}
-			return nil
-		})
-	}
-	return g.Wait()
-}
-
-// onNodes runs the commands in order on every node, the nodes at once.
-func (c *Cluster) onNodes(ctx context.Context, cmds ...[]string) error {
-	ns, err := c.Nodes(ctx)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range ns {
-		g.Go(func() error {
-			for _, cmd := range cmds {
-				var out bytes.Buffer
-				if err := n.CommandContext(gctx, cmd[0], cmd[1:]...).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-					return fmt.Errorf("%s on %s: %w: %s", strings.Join(cmd, " "), n, err, strings.TrimSpace(out.String()))
-				}
-			}
-			return nil
-		})
+		g.Go(func() error { return fn(gctx, n) })
 	}
 	return g.Wait()
 }
@@ -209,11 +206,8 @@ func (s Scope) RecordWarm(w Warm) error {
 	return os.WriteFile(filepath.Join(dir, warmFile), b, 0o600)
 }
 
-func (c *Cluster) nodesDo(ctx context.Context, verb string) error {
-	ns, err := c.Nodes(ctx)
-	if err != nil {
-		return err
-	}
+// nodesDo runs the engine's verb (pause, unpause) on the nodes, in one call.
+func (c *Cluster) nodesDo(ctx context.Context, ns []nodes.Node, verb string) error {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	args := []string{verb}
