@@ -694,7 +694,7 @@ func (r *run) countProbes(k *kube.Client, cluster string) {
 		defer cancel()
 		pc.since, pc.err = k.ReadinessProbesWithin(ctx, 30*time.Second)
 		if pc.err != nil {
-			pc.err = fmt.Errorf("warm cluster %s after the unpause (is its kubelet running? docker exec %s-control-plane systemctl status kubelet): %w", cluster, cluster, pc.err)
+			pc.err = fmt.Errorf("warm cluster %s after the unpause: the kubelet's probe counters (docker exec %s-control-plane systemctl status kubelet): %w", cluster, cluster, pc.err)
 		}
 	}()
 }

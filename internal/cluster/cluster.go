@@ -273,6 +273,18 @@ scheduler:
     leader-elect: "false"
 `
 
+// kubeletStatusPatch has the kubelet compute its node's status every
+// second instead of every 10 s (it still posts it only on a change, or
+// every 5 min: the report frequency would otherwise follow the update
+// one). A kubelet frozen with a paused node can wake reporting NotReady
+// ("container runtime is down", its last check of the runtime older than
+// 30 s): measured here, that lasted 10 s with the default and about 2 s
+// with this (1 of 4 wakes; 3 of 4 with the default).
+const kubeletStatusPatch = `kind: KubeletConfiguration
+nodeStatusUpdateFrequency: 1s
+nodeStatusReportFrequency: 5m0s
+`
+
 // initPatch points kubeadm init at the patches directory.
 const initPatch = `kind: InitConfiguration
 patches:
@@ -314,7 +326,7 @@ func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, sha
 	cfg := &v1alpha4.Cluster{
 		TypeMeta:             v1alpha4.TypeMeta{Kind: "Cluster", APIVersion: "kind.x-k8s.io/v1alpha4"},
 		Networking:           v1alpha4.Networking{APIServerAddress: "127.0.0.1"},
-		KubeadmConfigPatches: []string{controlPlanePatch, initPatch},
+		KubeadmConfigPatches: []string{controlPlanePatch, kubeletStatusPatch, initPatch},
 		Nodes:                []v1alpha4.Node{{Role: v1alpha4.ControlPlaneRole}},
 	}
 	frag, err := shape.KindConfig()

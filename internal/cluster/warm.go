@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"sigs.k8s.io/kind/pkg/cluster/constants"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
@@ -81,85 +82,147 @@ func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 	return c.Pause(ctx)
 }
 
-// Pause stops each node's kubelet, then pauses the nodes; Unpause resumes
-// them and their kubelets start again. A kubelet frozen with its node wakes
-// with its last check of the container runtime older than its 30 s limit,
-// and its first node status then often says "container runtime is down"
-// (2 of 5 unpauses here): the node is NotReady for a status period, the
-// scheduler turns new pods away, and the node lifecycle controller marks
-// every pod of the node NotReady. A kubelet that starts checks the runtime
-// before its first status (2 of 2 such unpauses by hand clean).
+// Pause pauses the cluster's nodes, their kubelets frozen with them;
+// Unpause resumes them. Before the first pause it makes the controller
+// manager run without its node lifecycle controller (see
+// withoutNodeLifecycle).
 //
-// The kubelet is started again by the node's own systemd, not by an exec
-// after the unpause: Pause installs a path unit that starts kubelet.service
-// when kubeletWake exists, and Unpause copies that file into each node
-// while it is still paused (an archive copy through the engine's API, no
-// process in the node), so systemd starts the kubelet the moment it thaws.
-// An exec is a runc call: 0.7 s on this machine, on the claim's critical
-// path.
+// The kubelet is not stopped across the pause, because a kubelet that
+// restarts writes every container with a readiness probe unready until its
+// first probe passes (Kubernetes ≤ 1.34; KEP-4781 keeps the status from
+// 1.35 on). Each such pod leaves its Services for a moment, and the
+// services whose readiness asks them follow a few seconds later. Measured
+// here on gateway's warm cluster: its host port was dead from 6.05 s to
+// 7.68 s after the unpause, its /readyz failing on datastorage from 4.1 s.
+// With the kubelet frozen instead, in 8 wakes no pod's readiness changed
+// and /readyz answered from 0.2–0.5 s on.
+//
+// A kubelet frozen with its node wakes with its last check of the
+// container runtime older than its 30 s limit, and its first node status
+// then often says "container runtime is down" (3 of 4 wakes here): the
+// node reports NotReady until its next status. Two settings keep that
+// harmless: the kubelet computes its status every second
+// (kubeletStatusPatch, every cluster), so it lasts about a second, and
+// without the node lifecycle controller nothing acts on it (no pod marked
+// NotReady, no taint).
 func (c *Cluster) Pause(ctx context.Context) error {
 	ns, err := c.Nodes(ctx)
 	if err != nil {
 		return err
 	}
-	unit, err := os.CreateTemp("", "testbed-kubelet-wake-unit-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(unit.Name())
-	_, err = unit.WriteString(kubeletWakeUnit)
-	if err := errors.Join(err, unit.Close()); err != nil {
-		return err
-	}
-	if err := c.copyToNodes(ctx, ns, unit.Name(), kubeletWakeUnitPath); err != nil {
-		return err
-	}
-	// No wake file while the kubelet stops (or the path unit would start
-	// it again); the unit is new to systemd, so start loads it.
-	err = eachNode(ctx, ns, time.Minute, func(ctx context.Context, n nodes.Node) error {
-		for _, cmd := range [][]string{{"rm", "-f", kubeletWake}, {"systemctl", "start", "testbed-kubelet-wake.path"}, {"systemctl", "stop", "kubelet"}} {
-			var out bytes.Buffer
-			if err := n.CommandContext(ctx, cmd[0], cmd[1:]...).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-				return fmt.Errorf("%s on %s: %w: %s", strings.Join(cmd, " "), n, err, strings.TrimSpace(out.String()))
+	for _, n := range ns {
+		if role, err := n.Role(); err == nil && role == constants.ControlPlaneNodeRoleValue {
+			if err := c.withoutNodeLifecycle(ctx, n); err != nil {
+				return err
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
 	return c.nodesDo(ctx, ns, "pause")
 }
 
-// PauseProtocol names how Pause and Unpause hand the kubelet over: a warm
+// PauseProtocol names how Pause and Unpause treat the nodes: a warm
 // cluster paused by another protocol is not one this testbed can wake.
-const PauseProtocol = "kubelet-wake-path/2"
+const PauseProtocol = "frozen-kubelet/3"
 
-const (
-	// kubeletWake is the file whose existence starts the kubelet: on the
-	// node's /var volume, so that the copy lands on the file system
-	// systemd watches whatever the engine's storage driver.
-	kubeletWake         = "/var/lib/testbed-kubelet-wake"
-	kubeletWakeUnitPath = "/etc/systemd/system/testbed-kubelet-wake.path"
-	kubeletWakeUnit     = "[Unit]\nDescription=start the kubelet when testbed unpauses the node\n[Path]\nPathExists=" + kubeletWake + "\nUnit=kubelet.service\n"
-)
+// kcmManifest is kube-controller-manager's static pod manifest on a
+// control-plane node (kubeadm's).
+const kcmManifest = "/etc/kubernetes/manifests/kube-controller-manager.yaml"
 
-// Unpause resumes the cluster's paused nodes; their kubelets start as they
-// thaw (see Pause).
-func (c *Cluster) Unpause(ctx context.Context) error {
-	ns, err := c.Nodes(ctx)
+// noNodeLifecycle is what --controllers gets to disable the node lifecycle
+// controller.
+const noNodeLifecycle = "-node-lifecycle-controller"
+
+// withoutNodeLifecycle restarts node n's kube-controller-manager without
+// the node lifecycle controller, and returns once the new one is healthy;
+// a controller manager already without it is left as it is.
+//
+// That controller marks every pod of a node NotReady, and taints the node
+// against new pods, when the node reports NotReady, as a kubelet frozen
+// with its node can for a second after the unpause (see Pause). It
+// cannot be left out at creation: the API server taints every new node
+// not-ready, and this controller is what lifts the taint. A warm cluster
+// is created with it and runs without it from its pause on: nodes that
+// fail during a run are not tainted nor their pods evicted (with a node
+// grace period of an hour, every testbed cluster already waits that long).
+func (c *Cluster) withoutNodeLifecycle(ctx context.Context, n nodes.Node) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	manifest, err := nodeOutput(ctx, n, "cat", kcmManifest)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp("", "testbed-kubelet-wake-")
+	edited, err := disableController(manifest, noNodeLifecycle)
+	if err != nil || edited == manifest {
+		return err
+	}
+	old, err := nodeOutput(ctx, n, "crictl", "ps", "-q", "--name", "kube-controller-manager", "--state", "Running")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp("", "testbed-kcm-")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := f.Close(); err != nil {
+	_, err = f.WriteString(edited)
+	if err := errors.Join(err, f.Close()); err != nil {
 		return err
 	}
-	if err := c.copyToNodes(ctx, ns, f.Name(), kubeletWake); err != nil {
+	// Copied beside the manifest, then renamed over it: the kubelet never
+	// reads half a file.
+	staged := "/etc/kubernetes/testbed-kube-controller-manager.yaml"
+	if err := c.copyToNodes(ctx, []nodes.Node{n}, f.Name(), staged); err != nil {
+		return err
+	}
+	if _, err := nodeOutput(ctx, n, "mv", staged, kcmManifest); err != nil {
+		return err
+	}
+	for {
+		now, err := nodeOutput(ctx, n, "crictl", "ps", "-q", "--name", "kube-controller-manager", "--state", "Running")
+		if err == nil && now != "" && now != old {
+			if h, err := nodeOutput(ctx, n, "curl", "-fsk", "--max-time", "2", "https://127.0.0.1:10257/healthz"); err == nil && h == "ok" {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("kube-controller-manager on %s did not come back healthy without the node lifecycle controller (docker exec %s crictl ps -a): %w", n, n, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+// disableController adds -name to the --controllers flag of a controller
+// manager's manifest (kubeadm writes one), unless it is already there.
+func disableController(manifest, disable string) (string, error) {
+	lines := strings.Split(manifest, "\n")
+	for i, l := range lines {
+		before, list, ok := strings.Cut(l, "--controllers=")
+		if !ok {
+			continue
+		}
+		if slices.Contains(strings.Split(list, ","), disable) {
+			return manifest, nil
+		}
+		lines[i] = before + "--controllers=" + list + "," + disable
+		return strings.Join(lines, "\n"), nil
+	}
+	return "", errors.New("kube-controller-manager's manifest has no --controllers flag to disable " + strings.TrimPrefix(disable, "-") + " in")
+}
+
+// nodeOutput runs a command in node n and returns its trimmed output.
+func nodeOutput(ctx context.Context, n nodes.Node, name string, args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	if err := n.CommandContext(ctx, name, args...).SetStdout(&out).SetStderr(&errOut).Run(); err != nil {
+		return "", fmt.Errorf("%s %s on %s: %w: %s", name, strings.Join(args, " "), n, err, strings.TrimSpace(errOut.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// Unpause resumes the cluster's paused nodes.
+func (c *Cluster) Unpause(ctx context.Context) error {
+	ns, err := c.Nodes(ctx)
+	if err != nil {
 		return err
 	}
 	return c.nodesDo(ctx, ns, "unpause")

@@ -87,3 +87,20 @@ func TestWarmNames(t *testing.T) {
 		}
 	}
 }
+
+func TestDisableControllerEditsTheControllersFlag(t *testing.T) {
+	manifest := "spec:\n  containers:\n  - command:\n    - kube-controller-manager\n    - --cluster-name=x\n    - --controllers=*,bootstrapsigner,tokencleaner\n    - --leader-elect=false"
+	got, err := disableController(manifest, noNodeLifecycle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.Replace(manifest, "tokencleaner", "tokencleaner,-node-lifecycle-controller", 1); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if again, err := disableController(got, noNodeLifecycle); err != nil || again != got {
+		t.Errorf("a second edit changed it again (%v):\n%s", err, again)
+	}
+	if _, err := disableController("spec:\n  containers:\n  - command:\n    - kube-controller-manager\n", noNodeLifecycle); err == nil || !strings.Contains(err.Error(), "no --controllers flag") {
+		t.Errorf("a manifest without the flag: %v", err)
+	}
+}

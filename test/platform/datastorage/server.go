@@ -66,7 +66,14 @@ func (s *Server) Check(ctx context.Context) error {
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	if err := s.Check(r.Context()); err != nil {
+	start := time.Now()
+	err := s.Check(r.Context())
+	if took := time.Since(start).Round(time.Millisecond); err != nil {
+		s.Log.Warn("not ready", "err", err, "took", took)
+	} else if took > 500*time.Millisecond {
+		s.Log.Warn("ready, slowly", "took", took)
+	}
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return
 	}

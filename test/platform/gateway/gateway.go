@@ -67,7 +67,10 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := s.Check(r.Context()); err != nil {
+		start := time.Now()
+		err := s.Check(r.Context())
+		logReadiness(s.Log, start, err)
+		if err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
 		}
@@ -217,4 +220,17 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 		code = http.StatusServiceUnavailable
 	}
 	http.Error(w, what+": "+err.Error(), code)
+}
+
+// logReadiness logs a failed readiness check, and a passing one slow enough
+// that a 1 s probe would have timed out on it: the pod's log then says why
+// it left its Service.
+func logReadiness(log *slog.Logger, start time.Time, err error) {
+	took := time.Since(start).Round(time.Millisecond)
+	switch {
+	case err != nil:
+		log.Warn("not ready", "err", err, "took", took)
+	case took > 500*time.Millisecond:
+		log.Warn("ready, slowly", "took", took)
+	}
 }
