@@ -15,6 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 // Event is one audit record.
@@ -41,7 +43,7 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", s.readyz)
+	mux.HandleFunc("GET /readyz", startup.Readyz(s.Log, s.Check))
 	mux.HandleFunc("POST /api/v1/audit/events", s.record)
 	mux.HandleFunc("GET /api/v1/audit/events", s.query)
 	return mux
@@ -63,21 +65,6 @@ func (s *Server) Check(ctx context.Context) error {
 		return fmt.Errorf("redis: %w", err)
 	}
 	return nil
-}
-
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	err := s.Check(r.Context())
-	if took := time.Since(start).Round(time.Millisecond); err != nil {
-		s.Log.Warn("not ready", "err", err, "took", took)
-	} else if took > 500*time.Millisecond {
-		s.Log.Warn("ready, slowly", "took", took)
-	}
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusServiceUnavailable)
-		return
-	}
-	fmt.Fprintln(w, "ready")
 }
 
 func (s *Server) record(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,8 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 // RemediationRequests is the resource the gateway creates.
@@ -66,16 +68,7 @@ type Server struct {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		err := s.Check(r.Context())
-		logReadiness(s.Log, start, err)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	mux.HandleFunc("GET /readyz", startup.Readyz(s.Log, s.Check))
 	mux.HandleFunc("POST /api/v1/signals/prometheus", s.ingest)
 	return mux
 }
@@ -220,17 +213,4 @@ func (s *Server) fail(w http.ResponseWriter, what string, err error) {
 		code = http.StatusServiceUnavailable
 	}
 	http.Error(w, what+": "+err.Error(), code)
-}
-
-// logReadiness logs a failed readiness check, and a passing one slow enough
-// that a 1 s probe would have timed out on it: the pod's log then says why
-// it left its Service.
-func logReadiness(log *slog.Logger, start time.Time, err error) {
-	took := time.Since(start).Round(time.Millisecond)
-	switch {
-	case err != nil:
-		log.Warn("not ready", "err", err, "took", took)
-	case took > 500*time.Millisecond:
-		log.Warn("ready, slowly", "took", took)
-	}
 }

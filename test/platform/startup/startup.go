@@ -4,6 +4,9 @@ package startup
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
 	"os"
 	"time"
 )
@@ -37,5 +40,26 @@ func Retry(ctx context.Context, window time.Duration, f func(context.Context) er
 			return err
 		case <-time.After(250 * time.Millisecond):
 		}
+	}
+}
+
+// Readyz serves a readiness endpoint: 200 when check passes, 503 with its
+// error when not. A failed check is logged, and a passing one slow enough
+// that a probe's default 1 s timeout would have failed it: the pod's log
+// then says why it left its Services.
+func Readyz(log *slog.Logger, check func(context.Context) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		err := check(r.Context())
+		took := time.Since(start).Round(time.Millisecond)
+		switch {
+		case err != nil:
+			log.Warn("not ready", "err", err, "took", took.String())
+			http.Error(w, err.Error(), http.StatusServiceUnavailable)
+			return
+		case took > 500*time.Millisecond:
+			log.Warn("ready, slowly", "took", took.String())
+		}
+		fmt.Fprintln(w, "ready")
 	}
 }

@@ -1,8 +1,12 @@
 package startup
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +28,28 @@ func TestRetryReturnsTheLastErrorWhenTheWindowCloses(t *testing.T) {
 	err := Retry(context.Background(), 300*time.Millisecond, func(context.Context) error { return errors.New("db down") })
 	if err == nil || err.Error() != "db down" {
 		t.Errorf("got %v", err)
+	}
+}
+
+func TestReadyzSaysAndLogsWhyItIsNotReady(t *testing.T) {
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	down := errors.New("datastorage: context deadline exceeded")
+	var fail error
+	h := Readyz(log, func(context.Context) error { return fail })
+
+	rec := httptest.NewRecorder()
+	h(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 || logged.Len() != 0 {
+		t.Errorf("passing check: %d, logged %q", rec.Code, logged.String())
+	}
+	fail = down
+	rec = httptest.NewRecorder()
+	h(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 || !strings.Contains(rec.Body.String(), down.Error()) {
+		t.Errorf("failing check: %d %q", rec.Code, rec.Body.String())
+	}
+	if !strings.Contains(logged.String(), "not ready") || !strings.Contains(logged.String(), down.Error()) {
+		t.Errorf("the failure is not logged with its cause: %q", logged.String())
 	}
 }
