@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	goruntime "runtime"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,17 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: baked.Ref, Service: "bake"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}
+	// Every image the node holds was unpacked at the bake: containerd
+	// warns at its start of each one that is not.
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if log, err := nodeOutput(ctx, ns[0], "journalctl", "-u", "containerd", "--no-pager"); err != nil {
+		t.Fatal(err)
+	} else if n := strings.Count(log, "is not unpacked"); n > 0 {
+		t.Errorf("containerd found %d images of the baked node image not unpacked:\n%s", n, grepLines(log, "is not unpacked"))
+	}
 	out.Reset()
 	if err := c.LoadImage(ctx, docker, ref, id, nil, &out); err != nil {
 		t.Fatal(err)
@@ -109,4 +121,36 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 		}
 		return p.Status.Phase == corev1.PodRunning, fmt.Sprintf("phase %s %+v", p.Status.Phase, p.Status.ContainerStatuses)
 	})
+}
+
+// grepLines returns the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+func TestLayerBlobsFollowsAnIndexToThisPlatform(t *testing.T) {
+	content := map[string]string{
+		"sha256:index": `{"manifests":[{"digest":"sha256:arm","platform":{"os":"linux","architecture":"arm64"}},{"digest":"sha256:here","platform":{"os":"linux","architecture":"` + goruntime.GOARCH + `"}}]}`,
+		"sha256:here":  `{"layers":[{"digest":"sha256:l1"},{"digest":"sha256:l2"}]}`,
+		"sha256:arm":   `{"layers":[{"digest":"sha256:wrong"}]}`,
+		"sha256:plain": `{"layers":[{"digest":"sha256:only"}]}`,
+	}
+	get := func(args ...string) (string, error) {
+		if c, ok := content[args[len(args)-1]]; ok {
+			return c, nil
+		}
+		return "", fmt.Errorf("no content %v", args)
+	}
+	for digest, want := range map[string]string{"sha256:index": "sha256:l1 sha256:l2", "sha256:plain": "sha256:only"} {
+		got, err := layerBlobs(get, digest)
+		if err != nil || strings.Join(got, " ") != want {
+			t.Errorf("layerBlobs(%s) = %v, %v; want %s", digest, got, err, want)
+		}
+	}
 }
