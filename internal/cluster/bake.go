@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	goruntime "runtime"
 	"slices"
 	"strings"
@@ -103,16 +104,8 @@ func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base str
 func bake(ctx context.Context, docker images.Docker, base string, entrypoint []string, baseID string, refs []string, tag string) error {
 	name := fmt.Sprintf("testbed-bake-%d", time.Now().UnixNano())
 	run := func(stdin io.Reader, args ...string) error {
-		var out bytes.Buffer
-		cmd := kindexec.CommandContext(ctx, "docker", args...)
-		if stdin != nil {
-			cmd.SetStdin(stdin)
-		}
-		cmd.SetStdout(&out).SetStderr(&out)
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(out.String()))
-		}
-		return nil
+		_, err := dockerOutput(ctx, stdin, args...)
+		return err
 	}
 	// Privileged: unpacking mounts overlay file systems, as in a node.
 	if err := run(nil, "run", "-d", "--name", name, "--entrypoint", "sleep", "--privileged", base, "infinity"); err != nil {
@@ -194,12 +187,11 @@ func poll(ctx context.Context, d time.Duration, what string, cond func() bool) e
 // 38.3 s) instead of 34.8–47.4 s (median 44.5 s).
 func unpackAll(ctx context.Context, name string) error {
 	ctr := func(args ...string) (string, error) {
-		var out, errOut bytes.Buffer
-		cmd := kindexec.CommandContext(ctx, "docker", append([]string{"exec", name, "ctr", "--namespace=k8s.io"}, args...)...)
-		if err := cmd.SetStdout(&out).SetStderr(&errOut).Run(); err != nil {
-			return "", fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
+		out, err := dockerOutput(ctx, nil, append([]string{"exec", name, "ctr", "--namespace=k8s.io"}, args...)...)
+		if err != nil {
+			return "", fmt.Errorf("ctr %s: %w", strings.Join(args, " "), err)
 		}
-		return out.String(), nil
+		return out, nil
 	}
 	list, err := ctr("images", "ls")
 	if err != nil {
@@ -213,9 +205,12 @@ func unpackAll(ctx context.Context, name string) error {
 		}
 	}
 	const mnt = "/tmp/testbed-unpack"
-	if err := kindexec.CommandContext(ctx, "docker", "exec", name, "mkdir", "-p", mnt).Run(); err != nil {
-		return fmt.Errorf("mkdir %s in %s: %w", mnt, name, err)
+	if _, err := dockerOutput(ctx, nil, "exec", name, "mkdir", "-p", mnt); err != nil {
+		return err
 	}
+	// Every image first, then the blobs: images that share a layer need
+	// its blob until each has unpacked it.
+	blobs := map[string]bool{}
 	for digest, ref := range targets {
 		if _, err := ctr("images", "mount", ref, mnt); err != nil {
 			return err
@@ -227,13 +222,29 @@ func unpackAll(ctx context.Context, name string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", ref, err)
 		}
-		if len(layers) > 0 {
-			if _, err := ctr(append([]string{"content", "rm"}, layers...)...); err != nil {
-				return err
-			}
+		for _, l := range layers {
+			blobs[l] = true
 		}
 	}
-	return nil
+	if len(blobs) == 0 {
+		return nil
+	}
+	_, err = ctr(append([]string{"content", "rm"}, slices.Sorted(maps.Keys(blobs))...)...)
+	return err
+}
+
+// dockerOutput runs the docker CLI and returns its standard output; the
+// error carries its standard error.
+func dockerOutput(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+	var out, errOut bytes.Buffer
+	cmd := kindexec.CommandContext(ctx, "docker", args...)
+	if stdin != nil {
+		cmd.SetStdin(stdin)
+	}
+	if err := cmd.SetStdout(&out).SetStderr(&errOut).Run(); err != nil {
+		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(errOut.String()+" "+out.String()))
+	}
+	return out.String(), nil
 }
 
 // layerBlobs returns the layer digests of the linux/amd64 (or only)

@@ -152,7 +152,7 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	// grace period prevents) nor tainted not-ready (that controller is off
 	// on a paused cluster); a NotReady the kubelet reports (frozen with the
 	// node, its last runtime check is stale as it wakes: "container
-	// runtime is down") must end within 3 s; no pod Ready before the pause
+	// runtime is down") must end within 5 s; no pod Ready before the pause
 	// may leave Ready (a kubelet restarted across the pause writes each
 	// probed pod unready until its first probe: the outage Pause avoids);
 	// and the new pod must run.
@@ -198,7 +198,9 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	if notReady != "" {
 		t.Logf("%s, for about %s", notReady, notReadyFor)
 	}
-	if notReadyFor > 3*time.Second {
+	// About 2 s measured here, 10 s with the kubelet's default status
+	// period: 5 s leaves room for a loaded machine.
+	if notReadyFor > 5*time.Second {
 		t.Errorf("%s, and stayed so for about %s (the kubelet computes its status every second)", notReady, notReadyFor)
 	}
 	if left != "" {

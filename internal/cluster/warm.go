@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/errgroup"
 	"sigs.k8s.io/kind/pkg/cluster/constants"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
@@ -159,20 +158,12 @@ func (c *Cluster) withoutNodeLifecycle(ctx context.Context, n nodes.Node) error 
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp("", "testbed-kcm-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = f.WriteString(edited)
-	if err := errors.Join(err, f.Close()); err != nil {
-		return err
-	}
-	// Copied beside the manifest, then renamed over it: the kubelet never
+	// Written beside the manifest, then renamed over it: the kubelet never
 	// reads half a file.
 	staged := "/etc/kubernetes/testbed-kube-controller-manager.yaml"
-	if err := c.copyToNodes(ctx, []nodes.Node{n}, f.Name(), staged); err != nil {
-		return err
+	var errOut bytes.Buffer
+	if err := n.CommandContext(ctx, "cp", "/dev/stdin", staged).SetStdin(strings.NewReader(edited)).SetStderr(&errOut).Run(); err != nil {
+		return fmt.Errorf("writing %s on %s: %w: %s", staged, n, err, strings.TrimSpace(errOut.String()))
 	}
 	if _, err := nodeOutput(ctx, n, "mv", staged, kcmManifest); err != nil {
 		return err
@@ -226,31 +217,6 @@ func (c *Cluster) Unpause(ctx context.Context) error {
 		return err
 	}
 	return c.nodesDo(ctx, ns, "unpause")
-}
-
-// copyToNodes copies a host file to path on the nodes through the engine's
-// API (docker cp: no process runs in the node, so it works on a paused one
-// too).
-func (c *Cluster) copyToNodes(ctx context.Context, ns []nodes.Node, file, path string) error {
-	return eachNode(ctx, ns, 30*time.Second, func(ctx context.Context, n nodes.Node) error {
-		var out bytes.Buffer
-		if err := kindexec.CommandContext(ctx, c.runtime, "cp", file, n.String()+":"+path).SetStdout(&out).SetStderr(&out).Run(); err != nil {
-			return fmt.Errorf("%s cp %s:%s: %w: %s", c.runtime, n, path, err, strings.TrimSpace(out.String()))
-		}
-		return nil
-	})
-}
-
-// eachNode runs fn for every node at once, within timeout; the first error
-// cancels the others.
-func eachNode(ctx context.Context, ns []nodes.Node, timeout time.Duration, fn func(context.Context, nodes.Node) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	g, gctx := errgroup.WithContext(ctx)
-	for _, n := range ns {
-		g.Go(func() error { return fn(gctx, n) })
-	}
-	return g.Wait()
 }
 
 // RecordWarm writes a warm cluster's record into its state dir.
