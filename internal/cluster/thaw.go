@@ -51,7 +51,7 @@ func (c *Cluster) thawNodes(ctx context.Context) int {
 		if _, err := strconv.Atoi(pid); err != nil {
 			continue
 		}
-		for _, dir := range cgroupDirs("/proc/"+pid+"/cgroup", "/sys/fs/cgroup", id) {
+		for _, dir := range freezerDirs("/proc/"+pid+"/cgroup", "/sys/fs/cgroup", id) {
 			thawed += thawUnder(dir)
 		}
 	}
@@ -81,6 +81,28 @@ func cgroupDirs(path, root, id string) []string {
 			dirs = append(dirs, filepath.Join(root, parts[2]))
 		case slices.Contains(strings.Split(parts[1], ","), "freezer"):
 			dirs = append(dirs, filepath.Join(root, "freezer", parts[2]))
+		}
+	}
+	return dirs
+}
+
+// freezerDirs is cgroupDirs plus the engine's own cgroup of the container
+// where it exists: Docker's cgroupfs layout (freezer/docker/<id>, v1) or
+// its systemd one. A node's init can read "/" for its v1 hierarchies (seen
+// in CI: "freezer:/", with the frozen pod cgroup under
+// freezer/docker/<id>/kubelet.slice), and its unified path names its own
+// init.scope leaf, below which no pod is: from /proc alone such a node has
+// no freezer dir to thaw.
+func freezerDirs(path, root, id string) []string {
+	dirs := cgroupDirs(path, root, id)
+	for _, d := range []string{
+		filepath.Join(root, "freezer", "docker", id),
+		filepath.Join(root, "freezer", "system.slice", "docker-"+id+".scope"),
+		filepath.Join(root, "docker", id),
+		filepath.Join(root, "system.slice", "docker-"+id+".scope"),
+	} {
+		if _, err := os.Stat(d); err == nil && !slices.Contains(dirs, d) {
+			dirs = append(dirs, d)
 		}
 	}
 	return dirs

@@ -53,3 +53,20 @@ func TestCgroupDirsFindsTheFreezerOfTheContainerOnly(t *testing.T) {
 		t.Errorf("a process of another container: got %v, want none", got)
 	}
 }
+
+// A node whose /proc cgroup file names no freezer dir of its own (v1
+// hierarchies read "/") still has its engine cgroup found.
+func TestFreezerDirsFindsTheEngineCgroup(t *testing.T) {
+	root, id := t.TempDir(), "d81d3b017e54"
+	if err := os.MkdirAll(filepath.Join(root, "freezer", "docker", id, "kubelet.slice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "cgroup")
+	if err := os.WriteFile(f, []byte("6:freezer:/\n0::/docker/"+id+"/init.scope\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := freezerDirs(f, root, id)
+	if !slices.Contains(got, filepath.Join(root, "freezer", "docker", id)) {
+		t.Errorf("freezerDirs = %v: no freezer/docker/%s", got, id)
+	}
+}
