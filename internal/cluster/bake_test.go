@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	goruntime "runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,16 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 		t.Fatal(err)
 	} else if n := strings.Count(log, "is not unpacked"); n > 0 {
 		t.Errorf("containerd found %d images of the baked node image not unpacked:\n%s", n, grepLines(log, "is not unpacked"))
+	}
+	// The unpacked layers are read in place from the node image's layers:
+	// the node's volume at /var, which the engine fills by copying the
+	// image's /var file by file, holds no image (about 1 GB if it did).
+	if du, err := nodeOutput(ctx, ns[0], "du", "-sxm", "/var"); err != nil {
+		t.Fatal(err)
+	} else if mb, err := strconv.Atoi(strings.Fields(du + " ?")[0]); err != nil || mb > 300 {
+		t.Errorf("the node's /var holds %s MB (du: %q); want under 300 MB: the images' snapshots were copied into the volume", strings.Fields(du + " ?")[0], du)
+	} else {
+		t.Logf("the node's /var holds %d MB", mb)
 	}
 	out.Reset()
 	if err := c.LoadImage(ctx, docker, ref, id, nil, &out); err != nil {
