@@ -77,7 +77,7 @@ nodes:
 		if !cfg.FeatureGates["InPlacePodVerticalScaling"] || cfg.Networking.PodSubnet != "10.244.0.0/16" || cfg.Networking.APIServerAddress != "127.0.0.1" {
 			t.Errorf("gates %v, networking %+v", cfg.FeatureGates, cfg.Networking)
 		}
-		if len(cfg.KubeadmConfigPatches) != 4 || cfg.KubeadmConfigPatches[0] != controlPlanePatch || !strings.Contains(cfg.KubeadmConfigPatches[3], `v: "2"`) {
+		if n := len(cfg.KubeadmConfigPatches); n != 6 || cfg.KubeadmConfigPatches[0] != controlPlanePatch || !strings.Contains(cfg.KubeadmConfigPatches[n-1], `v: "2"`) {
 			t.Errorf("kubeadm patches %q: testbed's first, then the fragment's", cfg.KubeadmConfigPatches)
 		}
 		if len(cfg.ContainerdConfigPatches) != 1 {

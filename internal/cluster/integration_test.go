@@ -34,8 +34,9 @@ func TestIntegrationInterruptedCreateLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestIntegrationReuse creates a cluster, then asks for it again with and
-// without reuse.
+// TestIntegrationReuse creates a cluster (its keys ECDSA: kubeadm ignores
+// a patch of the wrong config version without failing), then asks for it
+// again with and without reuse.
 func TestIntegrationReuse(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -47,6 +48,13 @@ func TestIntegrationReuse(t *testing.T) {
 	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard); err != nil {
 		t.Fatal(err)
+	}
+	ns, err := c.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key, err := nodeOutput(ctx, ns[0], "head", "-1", "/etc/kubernetes/pki/apiserver.key"); err != nil || key != "-----BEGIN EC PRIVATE KEY-----" {
+		t.Errorf("the API server's key begins %q (%v); want an EC key (ecdsaKeysPatches)", key, err)
 	}
 	got, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard)
 	if got != NotMade || !errors.Is(err, ErrExists) {
