@@ -176,16 +176,7 @@ func (c *Client) jobPodsSucceeded(ctx context.Context, ns, name string) error {
 	indexed := job.Spec.CompletionMode != nil && *job.Spec.CompletionMode == batchv1.IndexedCompletion
 	sel := labels.SelectorFromSet(labels.Set{batchv1.ControllerUidLabel: string(job.UID)}).String()
 	pods := c.Core.CoreV1().Pods(ns)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.LabelSelector = sel
-			return pods.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.LabelSelector = sel
-			return pods.Watch(ctx, o)
-		},
-	}
+	lw := listWatch(pods.List, pods.Watch, func(o *metav1.ListOptions) { o.LabelSelector = sel })
 	succeeded := map[string]bool{} // pod name, or completion index
 	_, err = watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		pod, ok := ev.Object.(*corev1.Pod)
@@ -202,6 +193,21 @@ func (c *Client) jobPodsSucceeded(ctx context.Context, ns, name string) error {
 	return err
 }
 
+// listWatch lists and watches through list and watchFn, each call's
+// options narrowed by narrow (a selector).
+func listWatch[T runtime.Object](list func(context.Context, metav1.ListOptions) (T, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), narrow func(*metav1.ListOptions)) *cache.ListWatch {
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			narrow(&o)
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			narrow(&o)
+			return watchFn(ctx, o)
+		},
+	}
+}
+
 // watchStatus follows one object until kstatus calls it Current (a Job:
 // Complete).
 func (c *Client) watchStatus(ctx context.Context, obj Object, seen func(*status.Result)) error {
@@ -210,16 +216,7 @@ func (c *Client) watchStatus(ctx context.Context, obj Object, seen func(*status.
 		return err
 	}
 	sel := fields.OneTermEqualSelector("metadata.name", obj.GetName()).String()
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			o.FieldSelector = sel
-			return ri.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			o.FieldSelector = sel
-			return ri.Watch(ctx, o)
-		},
-	}
+	lw := listWatch(ri.List, ri.Watch, func(o *metav1.ListOptions) { o.FieldSelector = sel })
 	_, err = watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok || ev.Type == watch.Deleted {
