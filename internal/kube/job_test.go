@@ -5,12 +5,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluxcd/cli-utils/pkg/kstatus/status"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/discovery/cached/memory"
+	fakediscovery "k8s.io/client-go/discovery/fake"
+	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/restmapper"
 )
 
 // A Job is done when as many of its own pods have succeeded as it needs
@@ -55,5 +62,35 @@ func TestJobPodsSucceededCountsThePresentJobsPods(t *testing.T) {
 		if done := err == nil; done != tc.done {
 			t.Errorf("%s: done %v (%v), want %v", tc.what, done, err, tc.done)
 		}
+	}
+}
+
+// watchObject calls a Job ready once its pod has succeeded, though the job
+// controller has not written Complete yet, and returns then: the status
+// watch it gave up on must not hold it until the deadline.
+func TestWatchObjectCallsAJobReadyOnItsSucceededPod(t *testing.T) {
+	const ns, name = "testbed-x", "migrations"
+	job := &batchv1.Job{TypeMeta: metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, UID: types.UID("now")}}
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: name + "-1", Namespace: ns, Labels: map[string]string{batchv1.ControllerUidLabel: "now"}},
+		Status: corev1.PodStatus{Phase: corev1.PodSucceeded}}
+	core := fake.NewClientset(job, pod)
+	core.Discovery().(*fakediscovery.FakeDiscovery).Resources = []*metav1.APIResourceList{{
+		GroupVersion: "batch/v1",
+		APIResources: []metav1.APIResource{{Name: "jobs", Namespaced: true, Kind: "Job", Verbs: metav1.Verbs{"get", "list", "watch"}}},
+	}}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := Object{Unstructured: &unstructured.Unstructured{Object: u}}
+	dyn := dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{{Group: "batch", Version: "v1", Resource: "jobs"}: "JobList"}, obj.DeepCopy())
+	k := &Client{Core: core, Dynamic: dyn, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(core.Discovery()))}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = k.watchObject(ctx, obj, func(*status.Result) {})
+	if err != nil || ctx.Err() != nil {
+		t.Errorf("watchObject: %v, context %v; want ready before the deadline", err, ctx.Err())
 	}
 }
