@@ -175,9 +175,7 @@ func bake(ctx context.Context, docker images.Docker, base string, entrypoint []s
 func snapshotsOutOfVar(ctx context.Context, name string) error {
 	const root = "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs/snapshots"
 	const dest = "/opt/testbed-snapshots"
-	exec := func(args ...string) (string, error) {
-		return dockerOutput(ctx, nil, append([]string{"exec", name}, args...)...)
-	}
+	exec := func(args ...string) (string, error) { return execIn(ctx, name, args...) }
 	if _, err := exec("test", "-d", root); err != nil {
 		return nil // another snapshotter: its snapshots stay where they are
 	}
@@ -237,7 +235,7 @@ func poll(ctx context.Context, d time.Duration, what string, cond func() bool) e
 // files instead of 1,000), until snapshotsOutOfVar moved them out.
 func unpackAll(ctx context.Context, name string) error {
 	ctr := func(args ...string) (string, error) {
-		out, err := dockerOutput(ctx, nil, append([]string{"exec", name, "ctr", "--namespace=k8s.io"}, args...)...)
+		out, err := execIn(ctx, name, append([]string{"ctr", "--namespace=k8s.io"}, args...)...)
 		if err != nil {
 			return "", fmt.Errorf("ctr %s: %w", strings.Join(args, " "), err)
 		}
@@ -255,7 +253,7 @@ func unpackAll(ctx context.Context, name string) error {
 		}
 	}
 	const mnt = "/tmp/testbed-unpack"
-	if _, err := dockerOutput(ctx, nil, "exec", name, "mkdir", "-p", mnt); err != nil {
+	if _, err := execIn(ctx, name, "mkdir", "-p", mnt); err != nil {
 		return err
 	}
 	// Every image first, then the blobs: images that share a layer need
@@ -295,6 +293,11 @@ func dockerOutput(ctx context.Context, stdin io.Reader, args ...string) (string,
 		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(errOut.String()+" "+out.String()))
 	}
 	return out.String(), nil
+}
+
+// execIn runs a command in container name and returns its standard output.
+func execIn(ctx context.Context, name string, args ...string) (string, error) {
+	return dockerOutput(ctx, nil, append([]string{"exec", name}, args...)...)
 }
 
 // layerBlobs returns the layer digests of the linux/amd64 (or only)
