@@ -30,7 +30,11 @@ func (t *Testbed) Affected(ctx context.Context, base string) (map[string]affecte
 	if err != nil {
 		return nil, err
 	}
-	return affected.Services(inputs, t.Topo.ServiceNames(), files), nil
+	var ignore []string
+	if t.Topo.CI != nil {
+		ignore = t.Topo.CI.Ignore
+	}
+	return affected.Services(inputs, t.Topo.ServiceNames(), files, ignore), nil
 }
 
 // WriteAffected writes the affected services as the matrix ci:matrix
@@ -41,14 +45,26 @@ func (t *Testbed) WriteAffected(ctx context.Context, base string, w, why io.Writ
 		return err
 	}
 	targets := []string{}
+	var md strings.Builder
+	fmt.Fprintf(&md, "### Services affected by the changes since `%s`\n\n", base)
 	for _, s := range t.Topo.ServiceNames() {
 		if r, ok := svcs[s]; ok {
 			targets = append(targets, mageTarget(s))
 			fmt.Fprintf(why, "%s: %s (%s)\n", s, r.File, r.What)
+			fmt.Fprintf(&md, "- **%s**: `%s` (%s)\n", s, r.File, r.What)
 		}
 	}
 	if len(targets) == 0 {
 		fmt.Fprintf(why, "no service is affected by the changes since %s\n", base)
+		md.WriteString("None: every changed file is ignored (the topology's ci.ignore) or a test of a package.\n")
+	}
+	if t.StepSummary != "" {
+		// The job summary says why each service runs; failing to write it
+		// is not a reason to fail the matrix.
+		if f, err := os.OpenFile(t.StepSummary, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644); err == nil {
+			fmt.Fprintln(f, md.String())
+			f.Close()
+		}
 	}
 	b, err := json.Marshal(map[string][]string{"service": targets})
 	if err != nil {
@@ -143,6 +159,9 @@ func (t *Testbed) inputs(ctx context.Context) ([]affected.Input, error) {
 			if err != nil {
 				return fmt.Errorf("suite of %s: %w", name, err)
 			}
+			// Everything under the suite's directory: its fixtures
+			// (testdata), scripts and files a test reads at run time.
+			paths = append(paths, affected.Tree(rel(s.Suite)))
 			add(affected.Input{What: "suite of " + name, Paths: paths, Services: []string{name}})
 			return nil
 		})

@@ -55,10 +55,15 @@ func TestAffectedOnTheReferencePlatform(t *testing.T) {
 		{"go.sum: everything", []string{"go.sum"}, all},
 		{"the workflow: everything", []string{".github/workflows/e2e.yml"}, all},
 		{"the fault suite: none", []string{"test/faults/faults_test.go", "test/faults/topology.yaml"}, ""},
+		{"a suite's fixture: its service", []string{"test/e2e/gateway/testdata/payload.json"}, "gateway"},
+		{"a file nothing claims: everything (fail closed)", []string{"scripts/seed.sh"}, all},
+		{"a package's test data: everything (it is not a test file)", []string{"test/platform/gateway/testdata/x.json"}, all},
+		{"docs and an example: none (ignored)", []string{"docs/benchmarks.md", "examples/hello/cmd/web/main.go"}, ""},
+		{"CI's own script: everything", []string{"tools/act.sh"}, all},
 		{"two changes add up", []string{"deploy/images/gateway/Dockerfile", "test/e2e/datastorage/suite_test.go"}, "datastorage gateway"},
 	}
 	for _, tt := range tests {
-		got := affected.Services(inputs, topo.ServiceNames(), tt.files)
+		got := affected.Services(inputs, topo.ServiceNames(), tt.files, topo.CI.Ignore)
 		names := []string{}
 		for s := range got {
 			names = append(names, s)

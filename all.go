@@ -56,13 +56,19 @@ func (m *buildMemo) do(ctx context.Context, name string, build func() (images.Bu
 	r := &buildRun{done: make(chan struct{})}
 	m.runs[name] = r
 	m.mu.Unlock()
+	// Every path closes done, a panicking build too (the panic goes on to
+	// the engine, which makes it the step's error): the other callers
+	// would wait for it forever.
+	defer func() {
+		if r.err != nil {
+			m.mu.Lock()
+			delete(m.runs, name)
+			m.mu.Unlock()
+		}
+		close(r.done)
+	}()
+	r.err = fmt.Errorf("building %s panicked", name) // until build returns
 	r.res, r.err = build()
-	if r.err != nil {
-		m.mu.Lock()
-		delete(m.runs, name)
-		m.mu.Unlock()
-	}
-	close(r.done)
 	return r.res, false, r.err
 }
 
@@ -140,7 +146,8 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 		tb.Out, tb.progress, tb.plain, tb.one, tb.suiteDone = &buf, pr.progress(svc), true, ones[svc], release
 		pr.line(svc, "▶ start")
 		res, err := tb.Run(ctx, svc, PartsE2E)
-		o := Outcome{Service: svc, Err: err, Artifacts: artifacts(tb.Opts, svc)}
+		dir, _ := artifacts(tb.Opts, svc) // a topology's service: a valid name
+		o := Outcome{Service: svc, Err: err, Artifacts: dir}
 		if res != nil {
 			o.Total = res.Total
 			o.Setup, o.Suite, _ = suiteTimes(res, svc)

@@ -182,3 +182,26 @@ func TestEachServiceFailingFastStartsNoMore(t *testing.T) {
 		t.Errorf("err %v, %d started: want a's failure and nothing started after it", err, n.Load())
 	}
 }
+
+// TestBuildMemoSurvivesAPanickingBuild: a build that panics (the engine
+// turns a step's panic into its error) still releases the callers waiting
+// for it, who then build for themselves.
+func TestBuildMemoSurvivesAPanickingBuild(t *testing.T) {
+	var m buildMemo
+	started := make(chan struct{})
+	go func() {
+		defer func() { _ = recover() }()
+		_, _, _ = m.do(context.Background(), "x", func() (images.Built, error) {
+			close(started)
+			time.Sleep(50 * time.Millisecond) // the second caller waits meanwhile
+			panic("compiler crashed")
+		})
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, shared, err := m.do(ctx, "x", func() (images.Built, error) { return images.Built{Ref: "ok"}, nil })
+	if err != nil || shared || res.Ref != "ok" {
+		t.Errorf("after a panicking build: %+v shared=%v %v (want its own build)", res, shared, err)
+	}
+}

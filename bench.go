@@ -35,6 +35,7 @@ func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error 
 	if err != nil {
 		return err
 	}
+	k.Manager = kube.ManagerFor(t.Topo.Name)
 	modes := []engine.Mode{engine.Sequential, engine.Phased, engine.Dataflow}
 	times := map[engine.Mode][]time.Duration{}
 	var bounds []time.Duration
@@ -138,8 +139,9 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 			var out bytes.Buffer
 			run.Out = &out
 			res, err := run.Run(ctx, service, setup)
-			dir := filepath.Join(t.Opts.Artifacts, service, "bench", fmt.Sprintf("%s-%d", m, i+1))
-			if res != nil {
+			base, aerr := artifacts(t.Opts, service)
+			dir := filepath.Join(base, "bench", fmt.Sprintf("%s-%d", m, i+1))
+			if res != nil && aerr == nil {
 				if _, serr := res.Save(dir); serr == nil {
 					_ = os.WriteFile(filepath.Join(dir, "output.txt"), out.Bytes(), 0o644)
 				}
@@ -200,7 +202,11 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(artifacts(t.Opts, service), "soak")
+	base, err := artifacts(t.Opts, service)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(base, "soak")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package testbed
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -9,17 +10,41 @@ import (
 	"github.com/testbed-dev/testbed/engine"
 )
 
-func TestReadmeListsEveryKnob(t *testing.T) {
+// knobsTable is the README's table of the knobs, generated from Knobs.
+func knobsTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | default | meaning |\n|---|---|---|\n")
+	for _, k := range Knobs {
+		fmt.Fprintf(&b, "| `%s` | %s | %s |\n", k.Name, k.Default, strings.ReplaceAll(k.Help, "|", "\\|"))
+	}
+	return b.String()
+}
+
+// TestReadmeKnobsTableIsGenerated: the README's knob table is the one
+// Knobs generates, between its markers (go test -run TestReadme -update
+// rewrites it).
+func TestReadmeKnobsTableIsGenerated(t *testing.T) {
+	const begin, end = "<!-- knobs:begin -->\n", "<!-- knobs:end -->"
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range Knobs {
-		row := "| `" + k.Name + "` | " + k.Default + " |"
-		if !strings.Contains(string(readme), row) {
-			t.Errorf("README lacks the row %q", row)
-		}
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatalf("README.md lacks the markers %q ... %q", begin, end)
 	}
+	got, want := s[i+len(begin):j], knobsTable()
+	if got == want {
+		return
+	}
+	if *updateGolden {
+		if err := os.WriteFile("README.md", []byte(s[:i+len(begin)]+want+s[j:]), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	t.Errorf("README.md's knob table is not Knobs' (go test -run TestReadme -update rewrites it):\n%s", lineDiff(got, want))
 }
 
 func TestConfigFromEnv(t *testing.T) {
@@ -66,5 +91,17 @@ func TestConfigRegistryNeedsBothAndExcludesCoverage(t *testing.T) {
 	t.Setenv("E2E_COVERAGE", "1")
 	if _, err := OptionsFromEnv("/repo"); err == nil || !strings.Contains(err.Error(), "E2E_COVERAGE") {
 		t.Errorf("coverage with registry images: %v", err)
+	}
+}
+
+func TestArtifactsStayUnderTheirRoot(t *testing.T) {
+	cfg := Options{Artifacts: t.TempDir()}
+	for _, s := range []string{"x/../../../../../any/dir", "..", "a/b"} {
+		if dir, err := artifacts(cfg, s); err == nil {
+			t.Errorf("service %q: artifacts %s", s, dir)
+		}
+	}
+	if _, err := artifacts(cfg, "gateway"); err != nil {
+		t.Error(err)
 	}
 }

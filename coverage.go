@@ -74,7 +74,11 @@ func (r *run) collectCoverage(ctx context.Context, w io.Writer) error {
 	if r.cfg.KeepCluster {
 		fmt.Fprintln(w, "the kept cluster's instrumented workloads are now at zero replicas; deploy:parallel scales them back")
 	}
-	dir := filepath.Join(artifacts(r.cfg, r.name), "coverage")
+	base, err := artifacts(r.cfg, r.name)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(base, "coverage")
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}

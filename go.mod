@@ -2,6 +2,8 @@ module github.com/testbed-dev/testbed
 
 go 1.26.0
 
+toolchain go1.26.8
+
 require (
 	github.com/distribution/reference v0.6.0
 	github.com/docker/docker v28.5.2+incompatible

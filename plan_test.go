@@ -336,6 +336,8 @@ func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
 		{"plain go test", "=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
 		{"plain tests, every one skipped", "=== RUN   TestA\n    a_test.go:9: E2E_KUBECONFIG is not set\n--- SKIP: TestA (0.00s)\n=== RUN   TestB\n--- SKIP: TestB (0.00s)\nPASS\nok  \tx\t0.01s\n", true},
 		{"plain tests, one ran", "=== RUN   TestA\n--- SKIP: TestA (0.00s)\n=== RUN   TestB\n--- PASS: TestB (0.00s)\nPASS\nok  \tx\t0.01s\n", false},
+		{"./e2e/...: one package without tests beside one that ran", "?   \tx/e2e/helpers\t[no test files]\n=== RUN   TestA\n--- PASS: TestA (0.00s)\nPASS\nok  \tx/e2e/web\t0.01s\n", false},
+		{"./e2e/...: Ginkgo ran specs, another package has none", "?   \tx/e2e/helpers\t[no test files]\nRan 4 of 4 Specs in 1.2 seconds\nok  \tx/e2e/web\t1.3s\n", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newRanCounter()
@@ -348,6 +350,25 @@ func TestRanCounterSeesASuiteThatRanNothing(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRanCounter: no output makes the counter panic, and a suite whose
+// output shows a test that passed never counts as one that ran nothing.
+func FuzzRanCounter(f *testing.F) {
+	for _, s := range []string{"Ran 4 of 4 Specs in 1.2 seconds\n", "?   \tx\t[no test files]\n", "--- SKIP: TestA (0.00s)\n", "Ran 99999999999999999999 of 1 Specs\n", "\x00\r\n--- PASS:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, out string) {
+		c := newRanCounter()
+		c.Write([]byte(out))
+		c.Write([]byte("\n"))
+		why := c.empty()
+		for _, l := range strings.Split(out, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(l), "--- PASS:") && why != "" {
+				t.Fatalf("a test passed, yet the suite ran nothing (%s):\n%q", why, out)
+			}
+		}
+	})
 }
 
 // TestHintsNameTheCommandLayersCommands: the library's messages advise the

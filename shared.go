@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/kube"
 )
 
@@ -34,6 +35,7 @@ type sharedCluster struct {
 	dir     string // holds kubeconfig, removed at the end
 	// kubeconfig holds only that context: the run's and the suite's.
 	kubeconfig string
+	unregister func() // of the exit cleanup that removes dir
 
 	mu        sync.Mutex
 	made      bool                       // the run created its namespace
@@ -67,6 +69,9 @@ func openShared(o Options) (*sharedCluster, error) {
 		os.RemoveAll(dir)
 		return nil, &InputError{fmt.Errorf("E2E_EXISTING_KUBECONFIG: %w", err)}
 	}
+	// The copy holds the user's credentials: a second Ctrl-C, which exits
+	// before close runs, removes it too.
+	s.unregister = atexit.Register(func() { os.RemoveAll(dir) })
 	return s, nil
 }
 
@@ -209,4 +214,7 @@ func (r *run) release(keep bool) func(context.Context, io.Writer) error {
 func (s *sharedCluster) close() {
 	s.stopForwards(io.Discard)
 	os.RemoveAll(s.dir)
+	if s.unregister != nil {
+		s.unregister()
+	}
 }

@@ -2,12 +2,15 @@ package testbed
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/testbed-dev/testbed/internal/atexit"
 )
 
 // sharedKubeconfig writes a kubeconfig of one context whose server is
@@ -99,5 +102,25 @@ func TestExistingClusterRefusesWhatItCannotDo(t *testing.T) {
 	tb := testbedForTest(t, Options{Existing: kc, Registry: "r", Tag: "t"})
 	if _, _, err := tb.plan("gateway", partsWarm, true); !errors.Is(err, ErrInput) {
 		t.Errorf("warming on an existing cluster: %v, want bad input", err)
+	}
+}
+
+// TestSharedKubeconfigCopyGoesOnASecondInterrupt: the one-context copy of
+// the user's kubeconfig (their credentials) is removed by the exit
+// cleanups a second Ctrl-C runs, and once close removed it, those no
+// longer hold it.
+func TestSharedKubeconfigCopyGoesOnASecondInterrupt(t *testing.T) {
+	src := sharedKubeconfig(t)
+	s, err := openShared(Options{Existing: src, Registry: "registry.example", Tag: "t"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if _, err := os.Stat(s.kubeconfig); err != nil {
+		t.Fatalf("no copy: %v", err)
+	}
+	atexit.Run() // what a second Ctrl-C does before the process exits
+	if _, err := os.Stat(s.dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the copy of the user's kubeconfig outlives the exit cleanups: %s (%v)", s.dir, err)
 	}
 }

@@ -122,13 +122,20 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	} else {
 		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
 	}
-	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: t.Out, Style: t.style(), Progress: t.progress})
+	// The timeline is written before each teardown step too: killed while
+	// deleting its cluster, a run still leaves it.
+	dir, err := artifacts(r.cfg, r.name)
+	if err != nil {
+		return nil, &InputError{err}
+	}
+	checkpoint := func(res *engine.Result) { res.Save(dir) }
+	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: t.Out, Style: t.style(), Progress: t.progress, Checkpoint: checkpoint})
 	if res == nil {
 		return nil, err
 	}
 	fmt.Fprintln(t.Out)
 	res.WriteGantt(t.Out)
-	if paths, serr := res.Save(artifacts(r.cfg, r.name)); serr != nil {
+	if paths, serr := res.Save(dir); serr != nil {
 		err = errors.Join(err, serr)
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
@@ -137,7 +144,10 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)
-			if t.Commands.Delete != "" {
+			switch {
+			case !r.cluster.Made():
+				fmt.Fprint(t.Out, "; testbed did not make it, so it stays yours to delete")
+			case t.Commands.Delete != "":
 				fmt.Fprintf(t.Out, "; delete it with: "+t.Commands.Delete, service)
 			}
 			fmt.Fprintln(t.Out)
@@ -173,7 +183,9 @@ func (t *Testbed) Show(w io.Writer, service string) error {
 	return nil
 }
 
-// Delete deletes a service's cluster; a missing cluster is not an error.
+// Delete deletes a service's cluster if testbed made it (a cluster of
+// that name made by someone else is refused, ErrInput); a missing cluster
+// is not an error.
 func (t *Testbed) Delete(ctx context.Context, service string) error {
 	if _, err := t.Topo.Service(service); err != nil {
 		return &InputError{err}
@@ -181,6 +193,15 @@ func (t *Testbed) Delete(ctx context.Context, service string) error {
 	c, err := t.scope().Open(t.scope().NameFor(service), t.Out)
 	if err != nil {
 		return err
+	}
+	if !c.Made() {
+		exists, err := c.Exists(ctx)
+		if err != nil {
+			return err
+		}
+		if exists {
+			return &InputError{fmt.Errorf("cluster %s: testbed did not make it (no record in its cache directory), so it does not delete it; if it is yours to delete: kind delete cluster --name %s", c.Name, c.Name)}
+		}
 	}
 	return c.Delete(ctx, t.Out)
 }
@@ -206,7 +227,7 @@ func (t *Testbed) Prune(ctx context.Context) error {
 		fmt.Fprintf(t.Out, "no clusters of %s\n", t.Topo.Name)
 	}
 	for _, n := range others {
-		fmt.Fprintf(t.Out, "left %s: its name starts with %s but testbed did not make it for %s (no state in its cache directory); delete it with kind if it is yours\n", n, t.scope().Prefix(), t.Topo.Name)
+		fmt.Fprintf(t.Out, "left %s: its name starts with %s but testbed did not make it for %s (no made record in its cache directory); delete it with kind if it is yours\n", n, t.scope().Prefix(), t.Topo.Name)
 	}
 	errs = append(errs, t.pruneBaked(ctx))
 	return errors.Join(errs...)

@@ -676,3 +676,30 @@ func TestProgressLinesComeAsStepsStartAndEnd(t *testing.T) {
 		t.Errorf("progress:\n%s\nwant:\n%s", progress.String(), want)
 	}
 }
+
+// TestCheckpointBeforeEachFinallyStep: before a teardown step runs, the
+// checkpoint has the result so far, the steps that ended included, so a
+// process killed during the teardown has written its timeline.
+func TestCheckpointBeforeEachFinallyStep(t *testing.T) {
+	t.Parallel()
+	var seen [][]string
+	p := &Plan{Name: "cp", Steps: []Step{{Name: "a", Run: noop}}, Finally: []Step{
+		{Name: "teardown", Run: noop},
+	}}
+	res, err := Run(context.Background(), p, Options{Checkpoint: func(r *Result) {
+		var names []string
+		for _, s := range r.Steps {
+			names = append(names, s.Name+":"+string(s.State))
+		}
+		seen = append(seen, names)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 1 || strings.Join(seen[0], ",") != "a:done" {
+		t.Fatalf("checkpoints %v, want one before the teardown holding a:done", seen)
+	}
+	if len(res.Steps) != 2 {
+		t.Errorf("the checkpoint's copy changed the result: %v", res.Steps)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -60,6 +61,10 @@ type Options struct {
 	// FinallyTimeout bounds each finally step (default 5 min): they run
 	// after Ctrl-C too, so they cannot inherit the canceled context.
 	FinallyTimeout time.Duration
+	// Checkpoint, when set, receives the result so far (a copy) before
+	// each finally step: a process killed during its teardown (a CI
+	// runner's SIGKILL) has then already written the timeline up to it.
+	Checkpoint func(*Result)
 }
 
 // StepResult records one step's outcome.
@@ -263,6 +268,12 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 			res.Steps = append(res.Steps, StepResult{Name: s.Name, Finally: true, State: Skipped, Start: since(t0), End: since(t0), Error: "skipped: asked to hurry"})
 			out.skip(s.Name, "asked to hurry")
 			continue
+		}
+		if o.Checkpoint != nil {
+			cp := *res
+			cp.Steps = slices.Clone(res.Steps)
+			cp.Total = since(o.Now())
+			o.Checkpoint(&cp)
 		}
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FinallyTimeout)
 		stopWatch := func() {}

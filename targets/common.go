@@ -99,7 +99,7 @@ func load() (*testbed.Testbed, error) {
 // Ctrl-C cleans up fully, mage's own handler would exit after 5 s) and maps
 // its error to the exit code: 1 failure, 2 bad input, 130 interrupted.
 func do(ctx context.Context, f func(context.Context, *testbed.Testbed) error) error {
-	ctx, stop := cmdline.CatchInterrupt(ctx, os.Stderr)
+	ctx, stop := cmdline.CatchInterrupt(ctx, os.Stderr, cmdline.RunnerHurry())
 	tb, err := load()
 	if err == nil {
 		err = f(ctx, tb)

@@ -25,11 +25,9 @@ package topology
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -60,8 +58,20 @@ type Topology struct {
 	// applied, with a random value per key, new in each cluster (an
 	// existing Secret is kept). Components refer to them by name.
 	Secrets map[string]*Secret `yaml:"secrets,omitempty"`
+	// CI tunes the GitHub Actions matrix (ci:affected).
+	CI *CI `yaml:"ci,omitempty"`
 	// Root is the directory paths are relative to (the repository).
 	Root string `yaml:"-"`
+}
+
+// CI is what ci:affected needs beyond the topology. It fails closed: a
+// changed file that no image, component or suite is made from runs every
+// service, unless Ignore names it.
+type CI struct {
+	// Ignore names the files whose changes need no E2E run: "docs/" (a
+	// directory), "*.md" (a base name at any depth), or a path.Match
+	// pattern on the whole slash-separated path ("deploy/*/README.md").
+	Ignore []string `yaml:"ignore,omitempty"`
 }
 
 // Image is either built here (Dockerfile plus host-built Go binaries) or a
@@ -110,6 +120,9 @@ type Cluster struct {
 	// ports), its feature gates, runtime config and networking are used,
 	// its kubeadm and containerd patches come after testbed's. Extra
 	// mounts, node labels, feature gates: what the origin's clusters set.
+	// Ports stay on the host: an extraPortMappings entry without
+	// listenAddress gets 127.0.0.1, and any address but a loopback one
+	// (for it or for networking.apiServerAddress) is refused.
 	Kind string `yaml:"kind,omitempty"`
 }
 
@@ -220,11 +233,6 @@ func modulePath(gomod []byte) string {
 	return ""
 }
 
-// validName matches what a kind cluster name may start with: lower-case
-// letters, digits and '-', starting with a letter; short enough for
-// <name>-<service>-warm-xxxxxx-control-plane to stay a valid host name.
-var validName = regexp.MustCompile(`^[a-z]([a-z0-9-]{0,18}[a-z0-9])?$`)
-
 // ClusterOf is the shape of a service's cluster: its own, else the
 // topology's, else nil (testbed's single node).
 func (t *Topology) ClusterOf(s *Service) *Cluster {
@@ -259,124 +267,6 @@ func (t *Topology) Path(p string) string {
 		return p
 	}
 	return filepath.Join(t.Root, p)
-}
-
-// Validate reports every problem it finds, joined.
-func (t *Topology) Validate() error {
-	var errs []error
-	bad := func(f string, a ...any) { errs = append(errs, fmt.Errorf(f, a...)) }
-	if !validName.MatchString(t.Name) {
-		bad("name %q: use 1 to 20 lower-case letters, digits and '-', starting with a letter (it starts the names of the platform's clusters)", t.Name)
-	}
-	if t.Namespace == "" {
-		bad("namespace is required")
-	}
-	if err := t.Cluster.validate(); err != nil {
-		bad("cluster: %v", err)
-	}
-	for _, name := range sortedKeys(t.Services) {
-		if err := t.Services[name].Cluster.validate(); err != nil {
-			bad("service %s: cluster: %v", name, err)
-		}
-	}
-	for _, name := range sortedKeys(t.Secrets) {
-		if sec := t.Secrets[name]; sec == nil || len(sec.Generate) == 0 {
-			bad("secret %s: list the keys to generate (generate: [password])", name)
-		}
-	}
-	for _, name := range sortedKeys(t.Images) {
-		img := t.Images[name]
-		switch {
-		case img.Built() && img.Ref != "":
-			bad("image %s: set either dockerfile (built here) or ref (third-party), not both", name)
-		case !img.Built() && img.Ref == "":
-			bad("image %s: needs a dockerfile or a ref", name)
-		case img.Built():
-			if _, err := os.Stat(t.Path(img.Dockerfile)); err != nil {
-				bad("image %s: dockerfile %s: %v", name, img.Dockerfile, errors.Unwrap(err))
-			}
-			if img.Context != "" {
-				if fi, err := os.Stat(t.Path(img.Context)); err != nil || !fi.IsDir() {
-					bad("image %s: context %s must be a directory", name, img.Context)
-				}
-			}
-		case img.Context != "" || len(img.Args) > 0 || len(img.Binaries) > 0:
-			bad("image %s: context, args and binaries belong to an image built here (with a dockerfile), not to ref %s", name, img.Ref)
-		}
-	}
-	for _, name := range sortedKeys(t.Components) {
-		c := t.Components[name]
-		if c.Manifests == "" {
-			bad("component %s: manifests is required", name)
-		} else if _, err := os.Stat(filepath.Join(t.Path(c.Manifests), "kustomization.yaml")); err != nil {
-			bad("component %s: manifests %s must be a kustomize base (a directory with kustomization.yaml): %v", name, c.Manifests, errors.Unwrap(err))
-		}
-		for _, i := range c.Images {
-			if t.Images[i] == nil {
-				bad("component %s: unknown image %q", name, i)
-			}
-		}
-		for _, n := range c.Needs {
-			if t.Components[n] == nil {
-				bad("component %s: needs unknown component %q", name, n)
-			}
-		}
-	}
-	if cyc := t.cycle(); cyc != nil {
-		bad("components form a cycle of needs: %s", strings.Join(cyc, " → "))
-	}
-	// e2e:all may run any two services at once: a host port belongs to one.
-	hostOwner := map[int]string{}
-	for _, name := range sortedKeys(t.Services) {
-		for _, p := range t.Services[name].Ports {
-			if other, taken := hostOwner[p.HostPort]; taken && other != name {
-				bad("hostPort %d is mapped by services %s and %s, which e2e:all may run at once", p.HostPort, other, name)
-			}
-			hostOwner[p.HostPort] = name
-		}
-	}
-	for _, name := range sortedKeys(t.Services) {
-		s := t.Services[name]
-		has := map[string]bool{}
-		for _, c := range s.Components {
-			if t.Components[c] == nil {
-				bad("service %s: unknown component %q", name, c)
-			}
-			has[c] = true
-		}
-		for _, c := range s.Components {
-			if comp := t.Components[c]; comp != nil {
-				for _, n := range comp.Needs {
-					if !has[n] {
-						bad("service %s: component %s needs %s, which the service does not include", name, c, n)
-					}
-				}
-			}
-		}
-		nodePorts, hostPorts := map[int]bool{}, map[int]bool{}
-		for _, p := range s.Ports {
-			if p.NodePort < 30000 || p.NodePort > 32767 {
-				bad("service %s: port %s: nodePort %d is outside 30000-32767", name, p.Name, p.NodePort)
-			}
-			if p.Probe != "" && !strings.HasPrefix(p.Probe, "/") {
-				bad("service %s: port %s: probe %q must be a path starting with /", name, p.Name, p.Probe)
-			}
-			if p.HostPort < 1 || p.HostPort > 65535 {
-				bad("service %s: port %s: hostPort %d is not a port", name, p.Name, p.HostPort)
-			}
-			if nodePorts[p.NodePort] {
-				bad("service %s: nodePort %d is mapped twice", name, p.NodePort)
-			}
-			if hostPorts[p.HostPort] {
-				bad("service %s: hostPort %d is mapped twice", name, p.HostPort)
-			}
-			nodePorts[p.NodePort], hostPorts[p.HostPort] = true, true
-		}
-		if s.Suite == "" {
-			bad("service %s: suite is required (a Go package, or %q)", name, NoSuite)
-		}
-	}
-	return errors.Join(errs...)
 }
 
 // cycle returns one cycle of component needs, or nil.
@@ -423,29 +313,4 @@ func (c *Cluster) KindConfig() (*v1alpha4.Cluster, error) {
 		return nil, fmt.Errorf("kind: %s %s: give a kind.x-k8s.io/v1alpha4 Cluster", k.APIVersion, k.Kind)
 	}
 	return &k, nil
-}
-
-func (c *Cluster) validate() error {
-	if c == nil {
-		return nil
-	}
-	if c.Workers < 0 || c.Workers > 8 {
-		return fmt.Errorf("workers: %d: give 0 to 8", c.Workers)
-	}
-	k, err := c.KindConfig()
-	if err != nil || k == nil {
-		return err
-	}
-	if k.Name != "" {
-		return fmt.Errorf("kind: name %q: testbed names the clusters (<name>-<service>); leave it out", k.Name)
-	}
-	if len(k.Nodes) > 0 {
-		if c.Workers > 0 {
-			return errors.New("set workers or kind's nodes, not both")
-		}
-		if !slices.ContainsFunc(k.Nodes, func(n v1alpha4.Node) bool { return n.Role == "" || n.Role == v1alpha4.ControlPlaneRole }) {
-			return errors.New("kind: nodes: there must be a control-plane node")
-		}
-	}
-	return nil
 }

@@ -2,6 +2,8 @@ module example.com/hello
 
 go 1.26.0
 
+toolchain go1.26.8
+
 require (
 	github.com/magefile/mage v1.17.2
 	github.com/testbed-dev/testbed v0.0.0

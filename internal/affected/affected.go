@@ -91,27 +91,76 @@ type Reason struct {
 }
 
 // Services returns each service the changed files affect, with the first
-// reason found (files in the order given, inputs in order). A file that
-// belongs to no input affects nothing.
-func Services(inputs []Input, all, files []string) map[string]Reason {
+// reason found (files in the order given, inputs in order). It fails
+// closed: a file that belongs to no input affects every service, unless
+// it is known to change none: a test file of a package built into an
+// image (tests are not linked into a binary), or a file the ignore
+// patterns name (see Ignored).
+func Services(inputs []Input, all, files, ignore []string) map[string]Reason {
 	out := map[string]Reason{}
-	for _, f := range files {
-		for _, in := range inputs {
-			if !slices.ContainsFunc(in.Paths, func(p Path) bool { return p.Match(f) }) {
-				continue
-			}
-			svcs := in.Services
-			if svcs == nil {
-				svcs = all
-			}
-			for _, s := range svcs {
-				if _, ok := out[s]; !ok {
-					out[s] = Reason{File: f, What: in.What}
-				}
+	add := func(svcs []string, r Reason) {
+		if svcs == nil {
+			svcs = all
+		}
+		for _, s := range svcs {
+			if _, ok := out[s]; !ok {
+				out[s] = r
 			}
 		}
 	}
+	for _, f := range files {
+		claimed := false
+		for _, in := range inputs {
+			if slices.ContainsFunc(in.Paths, func(p Path) bool { return p.Match(f) }) {
+				claimed = true
+				add(in.Services, Reason{File: f, What: in.What})
+			}
+		}
+		if claimed || Ignored(ignore, f) || slices.ContainsFunc(inputs, func(in Input) bool {
+			return slices.ContainsFunc(in.Paths, func(p Path) bool { return p.testOf(f) })
+		}) {
+			continue
+		}
+		add(nil, Reason{File: f, What: "no service's inputs claim it, and no ignore pattern names it: every service (fail closed)"})
+	}
 	return out
+}
+
+// testOf reports whether file is a _test.go file directly in this package
+// directory when the package is built without its tests.
+func (p Path) testOf(file string) bool {
+	file = clean(file)
+	if !p.Dir || p.Recursive || p.Tests || !strings.HasSuffix(file, "_test.go") {
+		return false
+	}
+	return path.Dir(file) == p.Name
+}
+
+// Ignored reports whether a pattern names file (slash-separated, relative
+// to the root), a change to which CI need not test. A pattern ending in
+// "/" names a directory and everything under it ("docs/"); a pattern
+// without "/" names a file at any depth by its base name ("*.md",
+// "LICENSE"); any other is matched against the whole path (path.Match:
+// "deploy/*/README.md").
+func Ignored(patterns []string, file string) bool {
+	file = clean(file)
+	for _, p := range patterns {
+		switch {
+		case strings.HasSuffix(p, "/"):
+			if strings.HasPrefix(file, p) {
+				return true
+			}
+		case !strings.Contains(p, "/"):
+			if ok, _ := path.Match(p, path.Base(file)); ok {
+				return true
+			}
+		default:
+			if ok, _ := path.Match(p, file); ok {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // ChangedFiles lists the files changed on HEAD since it forked from base
@@ -217,6 +266,16 @@ func Kustomization(root, dir string) ([]Path, error) {
 				Path string `yaml:"path"`
 			} `yaml:"patches"`
 			PatchesStrategicMerge []string `yaml:"patchesStrategicMerge"`
+			Generators            []struct {
+				Files []string `yaml:"files"`
+				Envs  []string `yaml:"envs"`
+			} `yaml:"configMapGenerator"`
+			SecretGenerators []struct {
+				Files []string `yaml:"files"`
+				Envs  []string `yaml:"envs"`
+			} `yaml:"secretGenerator"`
+			CRDs           []string `yaml:"crds"`
+			Configurations []string `yaml:"configurations"`
 		}
 		var b []byte
 		for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
@@ -234,6 +293,17 @@ func Kustomization(root, dir string) ([]Path, error) {
 		refs := slices.Concat(k.Resources, k.Components, k.Bases, k.PatchesStrategicMerge)
 		for _, p := range k.Patches {
 			refs = append(refs, p.Path)
+		}
+		refs = append(refs, k.CRDs...)
+		refs = append(refs, k.Configurations...)
+		// A generator's file may be "key=path".
+		for _, g := range slices.Concat(k.Generators, k.SecretGenerators) {
+			for _, f := range slices.Concat(g.Files, g.Envs) {
+				if _, p, ok := strings.Cut(f, "="); ok {
+					f = p
+				}
+				refs = append(refs, f)
+			}
 		}
 		for _, r := range refs {
 			if r == "" || strings.Contains(r, "://") || strings.HasPrefix(r, "github.com/") {

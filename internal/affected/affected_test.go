@@ -1,6 +1,7 @@
 package affected
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +45,8 @@ func TestServicesUnionsAndExplains(t *testing.T) {
 		{What: "everything", Paths: []Path{File("go.mod")}},
 	}
 	all := []string{"x", "y", "z"}
-	got := Services(inputs, all, []string{"README.md", "a/Dockerfile", "e2e/z/suite_test.go"})
+	ignore := []string{"*.md", "docs/"}
+	got := Services(inputs, all, []string{"README.md", "a/Dockerfile", "e2e/z/suite_test.go"}, ignore)
 	want := map[string]Reason{"x": {"a/Dockerfile", "image a"}, "y": {"a/Dockerfile", "image a"}, "z": {"e2e/z/suite_test.go", "suite of z"}}
 	if len(got) != len(want) {
 		t.Fatalf("got %v, want %v", got, want)
@@ -54,11 +56,49 @@ func TestServicesUnionsAndExplains(t *testing.T) {
 			t.Errorf("%s: %v, want %v", s, got[s], r)
 		}
 	}
-	if got := Services(inputs, all, []string{"go.mod"}); len(got) != 3 {
+	if got := Services(inputs, all, []string{"go.mod"}, ignore); len(got) != 3 {
 		t.Errorf("go.mod affects %v, want every service", got)
 	}
-	if got := Services(inputs, all, []string{"docs/x.md"}); len(got) != 0 {
-		t.Errorf("a file of no input affects %v", got)
+	if got := Services(inputs, all, []string{"docs/x.txt", "deep/er/NOTES.md"}, ignore); len(got) != 0 {
+		t.Errorf("ignored files affect %v", got)
+	}
+}
+
+// TestServicesFailClosed: a file no input claims and no pattern ignores
+// runs every service; a package's own test file, built into no binary,
+// runs none.
+func TestServicesFailClosed(t *testing.T) {
+	inputs := []Input{
+		{What: "image a", Paths: []Path{PackageDir("cmd/a", false)}, Services: []string{"x"}},
+		{What: "suite of z", Paths: []Path{PackageDir("e2e/z", true), Tree("e2e/z")}, Services: []string{"z"}},
+	}
+	all := []string{"x", "y", "z"}
+	for _, tt := range []struct {
+		file string
+		want []string
+	}{
+		{"scripts/seed.sh", all},
+		{"README.md", all}, // no pattern given
+		{"cmd/a/a_test.go", nil},
+		{"cmd/a/testdata/golden.txt", all},
+		{"e2e/z/testdata/payload.json", []string{"z"}},
+	} {
+		got := Services(inputs, all, []string{tt.file}, nil)
+		if names := slices.Sorted(maps.Keys(got)); !slices.Equal(names, tt.want) {
+			t.Errorf("%s affects %v, want %v", tt.file, names, tt.want)
+		}
+	}
+}
+
+func TestIgnored(t *testing.T) {
+	patterns := []string{"docs/", "*.md", "deploy/*/NOTES"}
+	for file, want := range map[string]bool{
+		"docs/a/b.png": true, "docsx/a": false, "README.md": true, "x/y/CHANGES.md": true,
+		"deploy/redis/NOTES": true, "deploy/redis/x/NOTES": false, "main.go": false,
+	} {
+		if got := Ignored(patterns, file); got != want {
+			t.Errorf("Ignored(%q) = %v, want %v", file, got, want)
+		}
 	}
 }
 
@@ -68,7 +108,8 @@ func TestServicesUnionsAndExplains(t *testing.T) {
 func TestKustomizationFollowsLocalBases(t *testing.T) {
 	root := t.TempDir()
 	files := map[string]string{
-		"k/overlay/kustomization.yaml": "resources:\n- ../base\n- extra.yaml\n- https://example.com/remote.yaml\npatches:\n- path: ../patches/p.yaml\n",
+		"k/overlay/kustomization.yaml": "resources:\n- ../base\n- extra.yaml\n- https://example.com/remote.yaml\npatches:\n- path: ../patches/p.yaml\nconfigMapGenerator:\n- name: c\n  files: [conf=../conf/app.conf]\n",
+		"k/conf/app.conf":              "x=1",
 		"k/overlay/extra.yaml":         "{}",
 		"k/base/kustomization.yaml":    "resources: [deploy.yaml]\ncomponents: [../comp]\n",
 		"k/base/deploy.yaml":           "{}",
@@ -92,9 +133,9 @@ func TestKustomizationFollowsLocalBases(t *testing.T) {
 	in := []Input{{What: "overlay", Paths: paths}}
 	for f, want := range map[string]bool{
 		"k/overlay/extra.yaml": true, "k/base/deploy.yaml": true, "k/comp/kustomization.yaml": true,
-		"k/patches/p.yaml": true, "k/unrelated/x.yaml": false, "k/patches/other.yaml": false,
+		"k/patches/p.yaml": true, "k/conf/app.conf": true, "k/unrelated/x.yaml": false, "k/patches/other.yaml": false,
 	} {
-		if got := len(Services(in, []string{"s"}, []string{f})) == 1; got != want {
+		if got := len(Services(in, []string{"s"}, []string{f}, []string{"k/unrelated/", "k/patches/other.yaml"})) == 1; got != want {
 			t.Errorf("%s affects the overlay: %v, want %v (paths %v)", f, got, want, paths)
 		}
 	}

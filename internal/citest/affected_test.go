@@ -47,6 +47,12 @@ func TestCiAffectedOnHandMadeChanges(t *testing.T) {
 		{"a suite only: its service", func() {
 			appendFile(t, dir, "test/e2e/notification/suite_test.go", "\n// changed\n")
 		}, []string{"notification"}},
+		{"a suite's fixture (testdata): its service", func() {
+			writeFile(t, dir, "test/e2e/gateway/testdata/payload.json", "{}\n")
+		}, []string{"gateway"}},
+		{"a script no service is made from: every service (fail closed)", func() {
+			writeFile(t, dir, "scripts/seed.sh", "#!/bin/sh\n")
+		}, all},
 		{"README only: none", func() {
 			appendFile(t, dir, "README.md", "\nchanged\n")
 		}, []string{}},

@@ -39,10 +39,14 @@ func TestExampleListsTheImportedTargets(t *testing.T) {
 }
 
 // TestPruneInTheExampleLeavesOtherClustersAlone runs the example's
-// cluster:prune with three clusters on the engine: one of the reference
+// cluster:prune with four clusters on the engine: one of the reference
 // platform (kept by a user: scope testbed), one the example made (scope
-// hello: its name and its state directory) and one whose name starts with
-// hello- that testbed did not make (no state). Only the example's goes.
+// hello: its name and its made record), one whose name starts with hello-
+// that a user made and a run only used (a state dir with its kubeconfig,
+// as E2E_REUSE_CLUSTER=1 and deploy:parallel write, but no made record)
+// and one that testbed never saw. Only the example's goes. Then
+// cluster:delete web, with hello-web made by hand and used the same way,
+// refuses (exit 2) and leaves it.
 //
 // The clusters are node containers with kind's cluster label, not started:
 // that label is what kind itself lists and deletes clusters by, and a
@@ -54,31 +58,9 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 	n := time.Now().UnixNano() % 100000
 	main := fmt.Sprintf("testbed-kept%d", n)
 	ours := fmt.Sprintf("hello-made%d", n)
+	used := fmt.Sprintf("hello-used%d", n)
 	stranger := fmt.Sprintf("hello-stranger%d", n)
-	for _, c := range []struct {
-		name  string
-		scope cluster.Scope // "": no state: testbed did not make it
-	}{{main, "testbed"}, {ours, "hello"}, {stranger, ""}} {
-		node(ctx, t, docker, nodeImage, c.name)
-		if c.scope != "" {
-			dir, err := c.scope.StateDir(c.name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.MkdirAll(dir, 0o700); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { os.RemoveAll(dir) })
-		}
-	}
-	cmd := exec.CommandContext(ctx, "go", "run", "magefile.go", "cluster:prune")
-	cmd.Dir = example
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("cluster:prune in the example: %v\n%s", err, out.String())
-	}
-	t.Logf("cluster:prune in the example:\n%s", out.String())
+	const web = "hello-web" // cluster:delete web's cluster
 	exists := func(name string) bool {
 		cs, err := docker.ContainerList(ctx, container.ListOptions{All: true})
 		if err != nil {
@@ -90,6 +72,49 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 			}
 		}
 		return false
+	}
+	if exists(web) {
+		t.Fatalf("a cluster %s exists on this engine: this test needs the name (delete it with kind delete cluster --name %s if it is yours)", web, web)
+	}
+	for _, c := range []struct {
+		name  string
+		scope cluster.Scope // "": no state: testbed never saw it
+		made  bool          // false: a kubeconfig only, as a run that used it writes
+	}{{main, "testbed", true}, {ours, "hello", true}, {used, "hello", false}, {stranger, "", false}, {web, "hello", false}} {
+		node(ctx, t, docker, nodeImage, c.name)
+		if c.scope == "" {
+			continue
+		}
+		dir, err := c.scope.StateDir(c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if c.made {
+			if err := c.scope.RecordMade(c.name); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte(userKubeconfig), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.CommandContext(ctx, "go", "run", "magefile.go", "cluster:prune")
+	cmd.Dir = example
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("cluster:prune in the example: %v\n%s", err, out.String())
+	}
+	t.Logf("cluster:prune in the example:\n%s", out.String())
+	kubeconfigKept := func(name string) bool {
+		dir, _ := cluster.Scope("hello").StateDir(name)
+		b, err := os.ReadFile(filepath.Join(dir, "kubeconfig"))
+		return err == nil && string(b) == userKubeconfig
 	}
 	if !exists(main) {
 		t.Errorf("the example's prune deleted %s, the reference platform's cluster", main)
@@ -106,13 +131,43 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 	if dir, _ := cluster.Scope("hello").StateDir(ours); isDir(dir) {
 		t.Errorf("the example's prune left %s's state (%s)", ours, dir)
 	}
-	if !exists(stranger) {
-		t.Errorf("the example's prune deleted %s, which it did not make", stranger)
+	for _, name := range []string{used, stranger} {
+		if !exists(name) {
+			t.Errorf("the example's prune deleted %s, which it did not make", name)
+		}
+		if !strings.Contains(out.String(), "left "+name) {
+			t.Errorf("the example's prune does not say it left %s", name)
+		}
 	}
-	if !strings.Contains(out.String(), "left "+stranger) {
-		t.Errorf("the example's prune does not say it left %s", stranger)
+	if !kubeconfigKept(used) {
+		t.Errorf("the example's prune changed or removed the kubeconfig of %s, which it did not make", used)
+	}
+
+	cmd = exec.CommandContext(ctx, "go", "run", "magefile.go", "cluster:delete", "web")
+	cmd.Dir = example
+	out.Reset()
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	t.Logf("cluster:delete web in the example:\n%s", out.String())
+	// go run exits 1 for any failure of the program and prints its code.
+	if err == nil || !strings.Contains(out.String(), "exit status 2") {
+		t.Errorf("cluster:delete of %s, which testbed did not make: %v, want exit code 2 (bad input)", web, err)
+	}
+	if !strings.Contains(out.String(), "kind delete cluster --name "+web) {
+		t.Errorf("cluster:delete's refusal does not say how to delete %s anyway", web)
+	}
+	if !exists(web) {
+		t.Errorf("cluster:delete deleted %s, which testbed did not make", web)
+	}
+	if !kubeconfigKept(web) {
+		t.Errorf("cluster:delete changed or removed the kubeconfig of %s, which testbed did not make", web)
 	}
 }
+
+// userKubeconfig stands for the kubeconfig a run writes for a cluster it
+// uses: valid, so that a wrong deletion goes through instead of failing
+// on it.
+const userKubeconfig = "apiVersion: v1\nkind: Config\nclusters: []\n# a user's cluster\n"
 
 // node creates (does not start) a node container of the named cluster.
 func node(ctx context.Context, t *testing.T, docker *client.Client, image, name string) {

@@ -23,6 +23,7 @@ type workflow struct {
 			ID, Name, Run, Uses string
 			If                  string
 			Env                 map[string]string
+			With                map[string]string
 		}
 	}
 }
@@ -114,7 +115,8 @@ func TestEveryJobHasATimeoutAndArtifactsAlwaysUpload(t *testing.T) {
 			t.Errorf("job %s has no timeout-minutes", name)
 		}
 		for _, s := range j.Steps {
-			if strings.HasPrefix(s.Uses, "actions/upload-artifact@") && s.If != "always()" {
+			evidence := strings.HasPrefix(s.With["name"], "e2e-")
+			if strings.HasPrefix(s.Uses, "actions/upload-artifact@") && evidence && s.If != "always()" {
 				t.Errorf("job %s uploads artifacts only if %q: a failed, timed-out or cancelled run would upload nothing", name, s.If)
 			}
 			if s.Uses != "" && !strings.HasPrefix(s.Uses, "./") {
@@ -127,5 +129,63 @@ func TestEveryJobHasATimeoutAndArtifactsAlwaysUpload(t *testing.T) {
 	}
 	if _, ok := w.Jobs["gate"]; !ok {
 		t.Error("no gate job: the one check to require")
+	}
+}
+
+// TestTargetsRunWithExecFromAnAbsolutePath: mage -compile resolves a
+// relative output path from magefiles/ (v1.17.2), so every compile names
+// an absolute one; every step that runs an e2e target does it with exec,
+// or a cancel's signals stop at bash (the cancel test shows it for real).
+func TestTargetsRunWithExecFromAnAbsolutePath(t *testing.T) {
+	w := readWorkflow(t)
+	compiles, e2es := 0, 0
+	for name, j := range w.Jobs {
+		for _, s := range j.Steps {
+			fields := strings.Fields(s.Run)
+			for i, f := range fields {
+				if f == "-compile" && i+1 < len(fields) {
+					compiles++
+					if out := strings.Trim(fields[i+1], `"'`); !strings.HasPrefix(out, "$RUNNER_TEMP/") && !strings.HasPrefix(out, "/") {
+						t.Errorf("job %s compiles the targets to %s: a relative path lands in magefiles/", name, out)
+					}
+				}
+			}
+			if strings.Contains(s.Run, "e2e:") && strings.Contains(s.Run, "-mage") {
+				e2es++
+				if !strings.HasPrefix(strings.TrimSpace(s.Run), "exec ") {
+					t.Errorf("job %s runs its e2e target without exec: %q", name, s.Run)
+				}
+			}
+		}
+	}
+	if compiles == 0 || e2es < 2 {
+		t.Errorf("found %d compiles and %d e2e steps: the test no longer reads the workflow it guards", compiles, e2es)
+	}
+}
+
+// TestCachesHaveOneWriter: a Go cache is written only by a push to main
+// (SAVE_CACHES), so a pull request cannot change what main builds with;
+// the image archives, keyed by their content, are written where they are
+// built. actions/cache itself (which saves at the end of every job that
+// missed) is not used. Evidence is uploaded under the run attempt, so a
+// re-run does not collide with the first attempt's.
+func TestCachesHaveOneWriter(t *testing.T) {
+	w := readWorkflow(t)
+	for name, j := range w.Jobs {
+		for _, s := range j.Steps {
+			switch {
+			case strings.HasPrefix(s.Uses, "actions/cache@"):
+				t.Errorf("job %s uses actions/cache, which saves wherever it missed: use actions/cache/restore and /save", name)
+			case strings.HasPrefix(s.Uses, "actions/cache/save@"):
+				content := strings.HasPrefix(s.With["key"], "images-")
+				if !content && s.If != "env.SAVE_CACHES == 'true'" {
+					t.Errorf("job %s saves cache %q if %q: only a push to main writes a Go cache", name, s.With["key"], s.If)
+				}
+			case strings.HasPrefix(s.Uses, "actions/upload-artifact@") && s.With["overwrite"] != "true":
+				if !strings.Contains(s.With["name"], "github.run_attempt") {
+					t.Errorf("job %s uploads %q: name it with the run attempt", name, s.With["name"])
+				}
+			}
+		}
 	}
 }

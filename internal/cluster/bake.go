@@ -32,6 +32,10 @@ const (
 	LabelBakedImages = "dev.testbed.baked-images" // the baked refs, comma-separated
 )
 
+// BakeRecipe names how a node image is baked: a change to the bake
+// changes it, and with it every baked image's tag.
+const BakeRecipe = "bake v3"
+
 // Baked is a node image derived from a base node image with images already
 // in its containerd, so a cluster made from it needs no load of them.
 type Baked struct {
@@ -66,7 +70,7 @@ func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base str
 		return Baked{}, fmt.Errorf("node image %s: %w", base, err)
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "bake v3\x00%s\x00", baseImg.ID)
+	fmt.Fprintf(h, "%s\x00%s\x00", BakeRecipe, baseImg.ID)
 	var have []string
 	for _, ref := range slices.Sorted(slices.Values(refs)) {
 		img, err := docker.ImageInspect(ctx, ref)

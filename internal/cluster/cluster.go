@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
@@ -63,7 +64,16 @@ func (s Scope) Dir() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("no cache directory for the kubeconfig: %w", err)
 	}
+	if !localName(string(s)) {
+		return "", fmt.Errorf("cluster scope %q: not a name a directory under %s can have", string(s), filepath.Join(base, "testbed"))
+	}
 	return filepath.Join(base, "testbed", string(s)), nil
+}
+
+// localName reports whether name is one path element that stays where it
+// is joined ("a", not "../a", "a/b" or "..").
+func localName(name string) bool {
+	return filepath.IsLocal(name) && !strings.ContainsAny(name, `/\`)
 }
 
 // StateDir is where a cluster's kubeconfig lives.
@@ -72,8 +82,84 @@ func (s Scope) StateDir(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if !localName(name) {
+		return "", fmt.Errorf("cluster %q: not a name a state directory under %s can have", name, dir)
+	}
 	return filepath.Join(dir, name), nil
 }
+
+// lock takes the scope's lock on the named cluster (flock on a file of
+// the scope's directory, released by unlock or by the process's end),
+// waiting while another testbed process holds it, until ctx ends.
+func (s Scope) lock(ctx context.Context, name string, w io.Writer) (unlock func(), err error) {
+	dir, err := s.Dir()
+	if err != nil {
+		return nil, err
+	}
+	if !localName(name) {
+		return nil, fmt.Errorf("cluster %q: not a name a lock file under %s can have", name, dir)
+	}
+	locks := filepath.Join(dir, ".locks")
+	if err := os.MkdirAll(locks, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(locks, name), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	for told := false; ; told = true {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, fmt.Errorf("locking cluster %s: %w", name, err)
+		}
+		if !told {
+			fmt.Fprintf(w, "waiting for another testbed process that is creating cluster %s\n", name)
+		}
+		select {
+		case <-ctx.Done():
+			f.Close()
+			return nil, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// madeRecord is the file in a cluster's state dir that says testbed started
+// kind for it. The state dir alone does not: it is also written for a
+// cluster testbed only used (its kubeconfig, on the reuse path and for
+// deploy:parallel or cluster:load against a cluster made by hand).
+const madeRecord = "made-by-testbed"
+
+// RecordMade writes the record that testbed made the named cluster, just
+// before it starts kind for it.
+func (s Scope) RecordMade(name string) error {
+	dir, err := s.StateDir(name)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	rec := fmt.Sprintf("pid %d at %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	return os.WriteFile(filepath.Join(dir, madeRecord), []byte(rec), 0o600)
+}
+
+// Made reports whether testbed made the named cluster (see RecordMade).
+func (s Scope) Made(name string) bool {
+	dir, err := s.StateDir(name)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(dir, madeRecord))
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// Made reports whether testbed made this cluster.
+func (c *Cluster) Made() bool { return c.scope.Made(c.Name) }
 
 // Open returns a handle on the named cluster, whether or not it exists.
 func (s Scope) Open(name string, w io.Writer) (*Cluster, error) {
@@ -155,13 +241,29 @@ var (
 // it deletes what kind made, sweeping for node containers the engine
 // creates after kind returned.
 func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Outcome, error) {
+	// From the existence check until kind returns, no other testbed
+	// process creates a cluster of this name: the second run of a service
+	// started at the same instant waits, then finds it (and is refused,
+	// or reuses it).
+	unlock, err := c.scope.lock(ctx, c.Name, w)
+	if err != nil {
+		return NotMade, err
+	}
+	defer unlock()
 	exists, err := c.Exists(ctx)
 	if err != nil {
 		return NotMade, err
 	}
 	if exists {
 		if !o.Reuse {
-			return NotMade, fmt.Errorf("cluster %s %w: delete it, or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists)
+			how := "kind delete cluster --name " + c.Name + " if it is yours (testbed did not make it)"
+			if c.Made() {
+				how = "cluster:delete " + o.Service
+				if strings.Contains(o.Service, ":") { // e2e:all's one cluster
+					how = "cluster:prune"
+				}
+			}
+			return NotMade, fmt.Errorf("cluster %s %w: delete it (%s), or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists, how)
 		}
 		if err := c.writeKubeconfig(ctx); err != nil {
 			return Reused, err
@@ -183,6 +285,11 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	}
 	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape, o.Registry)
 	if err != nil {
+		return NotMade, err
+	}
+	// From here kind works for this call: the record says so to prune,
+	// list and cluster:delete (Delete removes it with the state dir).
+	if err := c.scope.RecordMade(c.Name); err != nil {
 		return NotMade, err
 	}
 	if short := InotifyShort(len(cfg.Nodes)); short != "" {
@@ -227,6 +334,13 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 			}
 		}
 		return Made, errors.Join(ctx.Err(), c.sweep(dctx, w))
+	}
+	if err != nil && strings.Contains(err.Error(), "already exist") {
+		// Someone made it after the existence check, outside testbed (kind
+		// checks its nodes first and then stops): it is theirs, and so is
+		// the state dir; only the record this call wrote goes.
+		_ = os.Remove(filepath.Join(filepath.Dir(c.Kubeconfig), madeRecord))
+		return NotMade, fmt.Errorf("cluster %s %w (made by someone else while testbed was about to create it): %v", c.Name, ErrExists, err)
 	}
 	if err != nil {
 		// kind deletes a cluster whose creation failed (no Retain), but a
@@ -358,6 +472,18 @@ func kindConfig(ports []topology.Port, anyHostPorts bool, patchesDir string, sha
 	if frag != nil {
 		if len(frag.Nodes) > 0 {
 			cfg.Nodes = slices.Clone(frag.Nodes)
+			// kind binds a mapping without an address on every interface:
+			// a test cluster's ports stay on the host (the topology refuses
+			// any other explicit address).
+			for i := range cfg.Nodes {
+				ms := slices.Clone(cfg.Nodes[i].ExtraPortMappings)
+				for j := range ms {
+					if ms[j].ListenAddress == "" {
+						ms[j].ListenAddress = "127.0.0.1"
+					}
+				}
+				cfg.Nodes[i].ExtraPortMappings = ms
+			}
 		}
 		cfg.Networking = frag.Networking
 		if cfg.Networking.APIServerAddress == "" {
@@ -471,19 +597,25 @@ func (c *Cluster) EnsureKubeconfig(ctx context.Context) error {
 // Delete removes the cluster and its kubeconfig; deleting a cluster that
 // does not exist succeeds.
 func (c *Cluster) Delete(ctx context.Context, w io.Writer) error {
-	// When the engine cannot even list clusters (Docker unreachable), the
-	// retries below would only delay the report (by 6 s).
-	if _, err := c.Exists(ctx); err != nil {
-		return fmt.Errorf("cannot tell whether cluster %s exists: %w", c.Name, err)
-	}
 	var err error
-	// `docker rm -f` of a node sometimes fails while another container is
-	// torn down at the same time (seen with two test clusters at once), or
-	// because a cgroup inside it was left frozen (see thawNodes): try
-	// again before giving up.
+	// The first attempt goes straight to kind's delete (one listing, one
+	// `docker rm -f`): a cancelled CI job has 10 s from the runner's
+	// SIGINT to its SIGKILL, and each extra docker call costs up to a
+	// second on a busy machine. `docker rm -f` of a node sometimes fails
+	// while another container is torn down at the same time (seen with two
+	// test clusters at once), or because a cgroup inside it was left
+	// frozen (see thawNodes): the later attempts check that the engine
+	// answers at all and thaw first.
 	for attempt := 1; attempt <= 3; attempt++ {
-		if n := c.thawNodes(ctx); n > 0 {
-			fmt.Fprintf(w, "thawed %d frozen cgroups inside the nodes of %s (a container set up while the node was killed)\n", n, c.Name)
+		if attempt > 1 {
+			// When the engine cannot even list clusters (Docker
+			// unreachable), more attempts would only delay the report.
+			if _, lerr := c.Exists(ctx); lerr != nil {
+				return fmt.Errorf("cannot tell whether cluster %s exists: %w (deleting it: %v)", c.Name, lerr, runErrorDetail(err))
+			}
+			if n := c.thawNodes(ctx); n > 0 {
+				fmt.Fprintf(w, "thawed %d frozen cgroups inside the nodes of %s (a container set up while the node was killed)\n", n, c.Name)
+			}
 		}
 		_, err = withDeadline(ctx, 2*time.Minute, "deleting cluster "+c.Name, func() (struct{}, error) {
 			return struct{}{}, c.provider.Delete(c.Name, c.Kubeconfig)
@@ -524,9 +656,10 @@ func (c *Cluster) Nodes(ctx context.Context) ([]nodes.Node, error) {
 	return withDeadline(ctx, 30*time.Second, "listing nodes", func() ([]nodes.Node, error) { return c.provider.ListInternalNodes(c.Name) })
 }
 
-// List returns the names of the scope's clusters, and of the clusters
-// whose names have its prefix but that it did not make (no state
-// directory of the scope): those are not its to touch.
+// List returns the names of the clusters the scope made, and of the
+// clusters whose names have its prefix but that it did not make (no made
+// record, though perhaps a kubeconfig of a run that used one): those are
+// not its to touch.
 func (s Scope) List(ctx context.Context) (ours, others []string, err error) {
 	rt, err := runtime()
 	if err != nil {
@@ -541,11 +674,7 @@ func (s Scope) List(ctx context.Context) (ours, others []string, err error) {
 		if !strings.HasPrefix(n, s.Prefix()) {
 			continue
 		}
-		dir, err := s.StateDir(n)
-		if err != nil {
-			return nil, nil, err
-		}
-		if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+		if s.Made(n) {
 			ours = append(ours, n)
 		} else {
 			others = append(others, n)

@@ -1,8 +1,14 @@
 package cluster
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 
@@ -115,5 +121,142 @@ func checkControlPlane(t *testing.T, n v1alpha4.Node, hostPort int32) {
 	}
 	if !patches {
 		t.Errorf("control plane mounts %+v: no kubeadm patches", n.ExtraMounts)
+	}
+}
+
+// TestStatePathsStayUnderTheCache: a scope or cluster name that is not one
+// path element gets no state directory (and so nothing is removed outside
+// the cache in its name).
+func TestStatePathsStayUnderTheCache(t *testing.T) {
+	for _, s := range []Scope{"../x", "x/../../..", "a/b", ".."} {
+		if dir, err := s.Dir(); err == nil {
+			t.Errorf("scope %q: state dir %s", s, dir)
+		}
+	}
+	for _, name := range []string{"x/../../../../../any/dir", "..", "a/b", "../a"} {
+		if dir, err := Scope("ok").StateDir(name); err == nil {
+			t.Errorf("cluster %q: state dir %s", name, dir)
+		}
+	}
+	if _, err := Scope("ok").StateDir("ok-web"); err != nil {
+		t.Errorf("a valid name: %v", err)
+	}
+}
+
+// TestKindFragmentPortsStayOnTheHost: a fragment's extraPortMappings
+// without listenAddress (kind binds those on every interface) get
+// 127.0.0.1; a given loopback address is kept.
+func TestKindFragmentPortsStayOnTheHost(t *testing.T) {
+	shape := &topology.Cluster{Kind: `nodes:
+- role: control-plane
+  extraPortMappings: [{containerPort: 80, hostPort: 18080}, {containerPort: 81, hostPort: 18081, listenAddress: "::1"}]
+- role: worker
+  extraPortMappings: [{containerPort: 82, hostPort: 18082}]
+`}
+	cfg, err := kindConfig(nil, false, "/p", shape, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]string{80: "127.0.0.1", 81: "::1", 82: "127.0.0.1"}
+	for _, n := range cfg.Nodes {
+		for _, m := range n.ExtraPortMappings {
+			if w, ok := want[m.ContainerPort]; ok && m.ListenAddress != w {
+				t.Errorf("containerPort %d listens on %q, want %s", m.ContainerPort, m.ListenAddress, w)
+			}
+		}
+	}
+	if again, _ := shape.KindConfig(); again.Nodes[0].ExtraPortMappings[0].ListenAddress != "" {
+		t.Error("the topology's own fragment was changed")
+	}
+}
+
+// TestOnlyTheMadeRecordSaysMade: a state dir with a kubeconfig (what a run
+// that only used a cluster writes) is not a record that testbed made it;
+// RecordMade is, and Delete's removal of the state dir takes it away.
+func TestOnlyTheMadeRecordSaysMade(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	s := Scope("ok")
+	dir, err := s.StateDir("ok-web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kubeconfig"), []byte("used"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s.Made("ok-web") {
+		t.Error("a state dir with only a kubeconfig counts as made")
+	}
+	if err := s.RecordMade("ok-web"); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Made("ok-web") {
+		t.Error("RecordMade's record is not seen")
+	}
+	if s.Made("ok-api") {
+		t.Error("another cluster of the scope counts as made")
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if s.Made("ok-web") {
+		t.Error("made after its state dir was removed")
+	}
+}
+
+// TestLockMakesASecondCreatorWait: while one holder has a cluster's lock
+// (a run between its existence check and kind's return), another waits,
+// says so, and gets the lock once it is released; a holder that gives up
+// (ctx) gets an error, not the lock. flock locks belong to an open file,
+// so two opens in one process contend as two processes do.
+func TestLockMakesASecondCreatorWait(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	s := Scope("ok")
+	unlock, err := s.lock(context.Background(), "ok-web", io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if u, err := s.lock(ctx, "ok-web", io.Discard); err == nil {
+		u()
+		t.Fatal("a second holder got the lock while the first held it")
+	}
+	other, err := s.lock(context.Background(), "ok-api", io.Discard)
+	if err != nil {
+		t.Fatalf("another cluster's lock: %v", err)
+	}
+	other()
+	got := make(chan error, 1)
+	var out bytes.Buffer
+	go func() {
+		u, err := s.lock(context.Background(), "ok-web", &out)
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-got:
+		t.Fatalf("the second holder did not wait: %v", err)
+	default:
+	}
+	unlock()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Errorf("after the release: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the second holder never got the released lock")
+	}
+	if !strings.Contains(out.String(), "waiting for another testbed process") {
+		t.Errorf("the waiting holder did not say why it waits: %q", out.String())
+	}
+	if _, err := s.lock(context.Background(), "../escape", io.Discard); err == nil {
+		t.Error("a lock file outside the scope's directory")
 	}
 }

@@ -51,6 +51,20 @@ func ExitCode(ctx context.Context, err error) int {
 	return ExitFailure
 }
 
+// RunnerHurry is how long a cancelled run may spend on diagnostics before
+// it hurries, under a runner that kills a cancelled step at a known time:
+// GitHub Actions (GITHUB_ACTIONS=true) sends SIGINT, SIGTERM 7.5 s later
+// and SIGKILL 2.5 s after that, so the run hurries 3 s after the SIGINT,
+// leaving about 7 s to delete its cluster (the timeline is written before
+// the deletion starts). 0
+// elsewhere: a person's Ctrl-C gets full diagnostics.
+func RunnerHurry() time.Duration {
+	if os.Getenv("GITHUB_ACTIONS") == "true" {
+		return 3 * time.Second
+	}
+	return 0
+}
+
 // exit is os.Exit; a test replaces it.
 var exit = os.Exit
 
@@ -60,12 +74,18 @@ var exit = os.Exit
 //
 //   - The first signal cancels the returned context (cause ErrInterrupted):
 //     the run stops and cleans up under its finally steps' deadlines.
+//
 //   - A SIGTERM after that means "hurry" (GitHub Actions cancels a job with
 //     SIGINT, then SIGTERM 7.5 s later, then kills): diagnostics are cut
 //     short or skipped, the cluster is deleted at once.
+//
 //   - A second SIGINT (a person pressing Ctrl-C again) exits at once, after
 //     the process's registered cleanups (atexit: the suite's process group,
 //     temporary directories), saying what is left.
+//
+//   - With hurryAfter > 0, the run also hurries that long after the first
+//     signal without waiting for a SIGTERM: a runner that kills at a known
+//     time (RunnerHurry) leaves room for the deletion and the timeline.
 //
 // stop restores the default handling.
 //
@@ -73,7 +93,7 @@ var exit = os.Exit
 // take-over is repeated shortly after (seen: mage's handler, registered
 // after ours, cancelled the run first). The returned context does not
 // inherit mage's cancellation, only its deadline (mage -t).
-func CatchInterrupt(parent context.Context, out io.Writer) (context.Context, func()) {
+func CatchInterrupt(parent context.Context, out io.Writer, hurryAfter time.Duration) (context.Context, func()) {
 	ch := make(chan os.Signal, 3)
 	takeOver := func() {
 		// Ignore, not Reset: between dropping the other handlers and
@@ -95,8 +115,20 @@ func CatchInterrupt(parent context.Context, out io.Writer) (context.Context, fun
 		fmt.Fprintf(out, "testbed: %s: stopping and cleaning up (SIGTERM: hurry, skip diagnostics; a second interrupt exits at once)\n", s)
 		cancel(ErrInterrupted)
 		hurried := false
+		var timer <-chan time.Time
+		if hurryAfter > 0 {
+			t := time.NewTimer(hurryAfter)
+			defer t.Stop()
+			timer = t.C
+		}
 		for {
 			select {
+			case <-timer:
+				if !hurried {
+					hurried = true
+					fmt.Fprintf(out, "testbed: %s since the signal: hurrying: diagnostics cut short, deleting what the run made before the runner kills the job\n", hurryAfter)
+					close(hurry)
+				}
 			case s := <-ch:
 				if s == syscall.SIGTERM && !hurried {
 					hurried = true

@@ -23,7 +23,7 @@ import (
 func TestCatchInterruptTakesOverFromALaterHandler(t *testing.T) {
 	parent, cancelParent := context.WithCancel(context.Background())
 	defer cancelParent()
-	ctx, stop := CatchInterrupt(parent, io.Discard)
+	ctx, stop := CatchInterrupt(parent, io.Discard, 0)
 	defer stop()
 	mage := make(chan os.Signal, 1)
 	signal.Notify(mage, syscall.SIGINT) // after ours, as in mage's runTarget
@@ -50,7 +50,7 @@ func TestCatchInterruptTakesOverFromALaterHandler(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	// mage cancelling its context does not cancel a run that cleans up.
-	ctx2, stop2 := CatchInterrupt(parent, io.Discard)
+	ctx2, stop2 := CatchInterrupt(parent, io.Discard, 0)
 	defer stop2()
 	cancelParent()
 	if ctx2.Err() != nil {
@@ -95,7 +95,7 @@ func TestSIGTERMAfterSIGINTHurriesAndASecondSIGINTExits(t *testing.T) {
 	exited := make(chan struct{})
 	exit = func(c int) { code.Store(int32(c)); close(exited) }
 	defer func() { exit = os.Exit }()
-	ctx, stop := CatchInterrupt(context.Background(), io.Discard)
+	ctx, stop := CatchInterrupt(context.Background(), io.Discard, 0)
 	defer stop()
 	time.Sleep(700 * time.Millisecond) // past both take-overs
 	if hurryClosed(ctx) {
@@ -142,5 +142,45 @@ func TestSIGTERMAfterSIGINTHurriesAndASecondSIGINTExits(t *testing.T) {
 	}
 	if !cleaned.Load() {
 		t.Error("the registered cleanups did not run before the exit")
+	}
+}
+
+// TestHurryAfterHurriesWithoutASIGTERM: under a runner that kills at a
+// known time, one SIGINT cancels the run and it hurries hurryAfter later
+// on its own; a run never signalled never hurries.
+func TestHurryAfterHurriesWithoutASIGTERM(t *testing.T) {
+	ctx, stop := CatchInterrupt(context.Background(), io.Discard, 300*time.Millisecond)
+	defer stop()
+	time.Sleep(700 * time.Millisecond) // past both take-overs, and past hurryAfter
+	if hurryClosed(ctx) {
+		t.Fatal("hurrying before any signal")
+	}
+	t0 := time.Now()
+	if err := syscall.Kill(os.Getpid(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	<-ctx.Done()
+	if hurryClosed(ctx) {
+		t.Error("hurrying at once: the diagnostics got no time")
+	}
+	for !hurryClosed(ctx) && time.Since(t0) < 5*time.Second {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !hurryClosed(ctx) {
+		t.Fatal("no hurry 5 s after the SIGINT")
+	}
+	if d := time.Since(t0); d < 250*time.Millisecond {
+		t.Errorf("hurried %s after the SIGINT, before hurryAfter", d)
+	}
+}
+
+func TestRunnerHurry(t *testing.T) {
+	t.Setenv("GITHUB_ACTIONS", "true")
+	if RunnerHurry() <= 0 || RunnerHurry() >= 7500*time.Millisecond {
+		t.Errorf("under GitHub Actions: %s, want a hurry before the runner's SIGTERM", RunnerHurry())
+	}
+	t.Setenv("GITHUB_ACTIONS", "")
+	if RunnerHurry() != 0 {
+		t.Errorf("outside CI: %s, want 0 (full diagnostics)", RunnerHurry())
 	}
 }

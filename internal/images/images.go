@@ -101,21 +101,11 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	}
 	defer os.RemoveAll(dir)
 
-	entries, err := b.contextEntries(img)
+	entries, hash, err := b.inputs(ctx, name, img)
 	if err != nil {
-		return Built{}, fmt.Errorf("image %s: %w", name, err)
+		return Built{}, err
 	}
-	bins := map[string]string{}
-	for _, bin := range img.Binaries {
-		if bins[bin.Name], err = b.goInputsHash(ctx, bin.Package); err != nil {
-			return Built{}, fmt.Errorf("image %s: binary %s: %w", name, bin.Name, err)
-		}
-	}
-	hash, err := inputsHash(entries, img.Args, bins)
-	if err != nil {
-		return Built{}, fmt.Errorf("image %s: %w", name, err)
-	}
-	res := Built{Name: name, Ref: fmt.Sprintf("testbed/%s:%s", name, hash[:12])}
+	res := Built{Name: name, Ref: ref(name, hash)}
 
 	if !b.Rebuild {
 		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -134,6 +124,9 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	// Only now, on a miss, are the binaries compiled; they replace context
 	// files of the same name.
 	for _, bin := range img.Binaries {
+		if !filepath.IsLocal(bin.Name) || strings.ContainsAny(bin.Name, `/\`) || strings.HasPrefix(bin.Name, "-") {
+			return Built{}, fmt.Errorf("image %s: binary %q: not one file name of the build context", name, bin.Name)
+		}
 		out := filepath.Join(dir, bin.Name)
 		if err := b.compile(ctx, bin, out, w); err != nil {
 			return Built{}, fmt.Errorf("image %s: %w", name, err)
@@ -186,6 +179,39 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	res.ID = got.ID
 	fmt.Fprintf(w, "built: %s (%s)\n", res.Ref, ShortID(got.ID))
 	return res, nil
+}
+
+// Ref is the reference Build gives the image: its inputs hashed without
+// compiling anything (one go list per binary), so a CI job can name the
+// images a run needs, as a cache key, before building them.
+func (b *Builder) Ref(ctx context.Context, name string, img *topology.Image) (string, error) {
+	_, hash, err := b.inputs(ctx, name, img)
+	if err != nil {
+		return "", err
+	}
+	return ref(name, hash), nil
+}
+
+func ref(name, hash string) string { return fmt.Sprintf("testbed/%s:%s", name, hash[:12]) }
+
+// inputs lists the image's build context (binaries aside) and hashes it
+// with its build arguments and its binaries' Go inputs.
+func (b *Builder) inputs(ctx context.Context, name string, img *topology.Image) ([]entry, string, error) {
+	entries, err := b.contextEntries(img)
+	if err != nil {
+		return nil, "", fmt.Errorf("image %s: %w", name, err)
+	}
+	bins := map[string]string{}
+	for _, bin := range img.Binaries {
+		if bins[bin.Name], err = b.goInputsHash(ctx, bin.Package); err != nil {
+			return nil, "", fmt.Errorf("image %s: binary %s: %w", name, bin.Name, err)
+		}
+	}
+	hash, err := inputsHash(entries, img.Args, bins)
+	if err != nil {
+		return nil, "", fmt.Errorf("image %s: %w", name, err)
+	}
+	return entries, hash, nil
 }
 
 // entry is one file of a build context: its name in the context and the
@@ -423,6 +449,10 @@ type buildMessage struct {
 
 // readBuildStream copies the build's output to w and reads the stream to
 // its end: a failed build says so inside the stream, not in the HTTP status.
+// ReadStream reads the JSON messages of a Docker build or pull to their
+// end, writing the build's output to w; the error is the engine's own.
+func ReadStream(r io.Reader, w io.Writer) error { return readBuildStream(r, w) }
+
 func readBuildStream(r io.Reader, w io.Writer) error {
 	dec := json.NewDecoder(r)
 	var last []string

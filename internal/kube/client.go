@@ -26,8 +26,22 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// FieldManager owns every field testbed applies.
+// FieldManager is testbed's name on what it makes (the managed-by label)
+// and the field manager of a Client without a Manager.
 const FieldManager = "testbed"
+
+// ManagerFor is the field manager of a topology's applies: one per
+// topology, so that two teams' applies of one CRD on a shared cluster
+// conflict (and say so) instead of silently taking each other's fields.
+func ManagerFor(topology string) string { return FieldManager + "-" + topology }
+
+// manager is the field manager of this client's writes.
+func (c *Client) manager() string {
+	if c.Manager != "" {
+		return c.Manager
+	}
+	return FieldManager
+}
 
 // requestTimeout bounds each API request that is not a watch.
 const requestTimeout = 30 * time.Second
@@ -45,6 +59,10 @@ type Client struct {
 	// taken over (the apply fails, naming the manager). On testbed's own
 	// clusters an apply takes over whatever it names.
 	LeaveOthers bool
+
+	// Manager is the field manager of every write (ManagerFor the
+	// topology); empty: FieldManager.
+	Manager string
 }
 
 // NewClient connects through the kubeconfig file at path (the cluster's
@@ -143,10 +161,13 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		defer cancel()
 		force := !c.LeaveOthers
-		return ri.Patch(rctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: FieldManager, Force: &force})
+		return ri.Patch(rctx, o.GetName(), types.ApplyPatchType, data, metav1.PatchOptions{FieldManager: c.manager(), Force: &force})
 	}
-	live := get(ctx, ri, o.GetName())
-	if live != nil && c.LeaveOthers && !managedBy(live, FieldManager) {
+	live, err := get(ctx, ri, o.GetName())
+	if err != nil {
+		return "", err
+	}
+	if live != nil && c.LeaveOthers && !managedBy(live, c.manager()) {
 		return "left as it is (it exists and testbed did not make it)", nil
 	}
 	before := ""
@@ -179,15 +200,20 @@ func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
 	return "configured", nil
 }
 
-// get is the live object, nil when it cannot be read (absent).
-func get(ctx context.Context, ri dynamic.ResourceInterface, name string) *unstructured.Unstructured {
+// get is the live object, nil when it is absent (NotFound). Any other
+// error (Forbidden, a timeout) is returned: an object that cannot be read
+// may be someone else's, and must not be taken for absent.
+func get(ctx context.Context, ri dynamic.ResourceInterface, name string) (*unstructured.Unstructured, error) {
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	u, err := ri.Get(rctx, name, metav1.GetOptions{})
-	if err != nil {
-		return nil
+	if apierrors.IsNotFound(err) {
+		return nil, nil
 	}
-	return u
+	if err != nil {
+		return nil, fmt.Errorf("reading the live object: %w", err)
+	}
+	return u, nil
 }
 
 // managedBy reports whether manager applied or updated any field of u.
@@ -229,7 +255,7 @@ func (c *Client) CreateNamespace(ctx context.Context, ns string, labels map[stri
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
 	n := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: labels}}
-	_, err := c.Core.CoreV1().Namespaces().Create(rctx, n, metav1.CreateOptions{FieldManager: FieldManager})
+	_, err := c.Core.CoreV1().Namespaces().Create(rctx, n, metav1.CreateOptions{FieldManager: c.manager()})
 	return err
 }
 
@@ -242,8 +268,12 @@ func (c *Client) DeleteRun(ctx context.Context, objs []Object, run string) (int,
 	n := 0
 	for _, o := range objs {
 		ri, err := c.resourceFor(o.Unstructured)
+		var live *unstructured.Unstructured
 		if err == nil {
-			if live := get(ctx, ri, o.GetName()); live == nil || live.GetLabels()[RunLabel] != run {
+			live, err = get(ctx, ri, o.GetName())
+		}
+		if err == nil {
+			if live == nil || live.GetLabels()[RunLabel] != run {
 				continue
 			}
 			if err = deleteAndWait(ctx, ri, o.GetName()); err == nil {
@@ -275,7 +305,7 @@ func (c *Client) EnsureSecret(ctx context.Context, ns, name string, keys []strin
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns, Labels: map[string]string{"app.kubernetes.io/managed-by": FieldManager}},
 		StringData: data,
 	}
-	_, err = c.Core.CoreV1().Secrets(ns).Create(rctx, s, metav1.CreateOptions{FieldManager: FieldManager})
+	_, err = c.Core.CoreV1().Secrets(ns).Create(rctx, s, metav1.CreateOptions{FieldManager: c.manager()})
 	if apierrors.IsAlreadyExists(err) {
 		return false, nil
 	}

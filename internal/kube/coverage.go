@@ -70,7 +70,7 @@ func (c *Client) ScaleToZero(ctx context.Context, objs []Object, w io.Writer) er
 			return err
 		}
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		_, err = ri.Patch(pctx, o.GetName(), types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{FieldManager: FieldManager + "-coverage"})
+		_, err = ri.Patch(pctx, o.GetName(), types.MergePatchType, []byte(`{"spec":{"replicas":0}}`), metav1.PatchOptions{FieldManager: c.manager() + "-coverage"})
 		cancel()
 		if err != nil {
 			return fmt.Errorf("scaling %s to zero: %w", o, err)

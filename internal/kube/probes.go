@@ -62,7 +62,12 @@ func parseProbes(text string, out map[string]ProbeCount) {
 		if !ok {
 			continue
 		}
-		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		// "value" or "value timestamp"; a line cut short has neither.
+		fields := strings.Fields(value)
+		if len(fields) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[0], 64)
 		if err != nil {
 			continue
 		}

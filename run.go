@@ -1,0 +1,149 @@
+package testbed
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/docker/docker/client"
+
+	"github.com/testbed-dev/testbed/internal/cluster"
+	"github.com/testbed-dev/testbed/internal/images"
+	"github.com/testbed-dev/testbed/internal/kube"
+	"github.com/testbed-dev/testbed/topology"
+)
+
+// The state of one run of a plan: the service, its cluster, its clients, the
+// images it built; the steps of the other files are its methods.
+
+// run is the state the steps of one plan share.
+type run struct {
+	tb      *Testbed
+	cfg     Options
+	memo    *buildMemo
+	topo    *topology.Topology
+	name    string
+	svc     *topology.Service
+	scope   cluster.Scope
+	cluster *cluster.Cluster // nil on a shared cluster
+	ns      string           // the namespace the components run in
+	shared  *sharedCluster   // set on a cluster testbed did not make, or shares (one)
+	one     *oneCluster      // set on the cluster e2e:all shares between services
+
+	// made is set once this run started kind for its cluster: only then
+	// does the run delete the cluster at its end.
+	made atomic.Bool
+	// holds is set once the run's cluster step gave it a cluster (made,
+	// reused, claimed, connected): before that there is nothing of this
+	// run's to diagnose.
+	holds atomic.Bool
+
+	mu     sync.Mutex
+	docker *client.Client
+	kube   *kube.Client
+	refs   map[string]string        // image name → reference
+	ids    map[string]string        // image name → image ID
+	objs   map[string][]kube.Object // component name → rendered manifests
+	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
+	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
+	// probes is the kubelets' readiness probe counts right after a
+	// claimed warm cluster was unpaused (nil otherwise).
+	probes *probeCount
+	held   map[string]string // image ref → ID the cluster's nodes held at the first load
+	// compiling counts the run's build steps that may still compile:
+	// a claimed warm cluster is unpaused only when it is zero, since an
+	// awake cluster takes the cores a compile needs.
+	compiling countdown
+
+	// warming makes a warm cluster: a new name, host ports the engine
+	// chooses, and at the end the nodes paused instead of a suite.
+	warming bool
+}
+
+// hostPort is where the host reaches a node port of the run's cluster.
+func (r *run) hostPort(p topology.Port) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if hp, ok := r.ports[p.NodePort]; ok {
+		return hp
+	}
+	return p.HostPort
+}
+
+// dockerClient returns the run's Docker client, made on first use. The
+// client is made and pinged (up to 10 s) outside the run's mutex, which
+// every step takes: two steps that need it at once may both make one, and
+// the second is closed.
+func (r *run) dockerClient(ctx context.Context) (*client.Client, error) {
+	r.mu.Lock()
+	d := r.docker
+	r.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	d, err := images.NewDocker(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.docker != nil {
+		d.Close()
+		return r.docker, nil
+	}
+	r.docker = d
+	return d, nil
+}
+
+func (r *run) kubeClient() (*kube.Client, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.kube == nil {
+		k, err := kube.NewClient(r.kubeconfig())
+		if err != nil {
+			return nil, err
+		}
+		// On a cluster testbed did not make, what others made is left.
+		k.LeaveOthers = r.shared != nil
+		k.Manager = kube.ManagerFor(r.topo.Name)
+		r.kube = k
+	}
+	return r.kube, nil
+}
+
+// kubeconfig is the file of the run's cluster: the kind cluster's own, or
+// the one context of a shared cluster.
+func (r *run) kubeconfig() string {
+	if r.shared != nil {
+		return r.shared.kubeconfig
+	}
+	return r.cluster.Kubeconfig
+}
+
+func (r *run) setImage(name, ref, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.refs[name], r.ids[name] = ref, id
+}
+
+func (r *run) image(name string) (ref, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.refs[name], r.ids[name]
+}
+
+func (r *run) close() {
+	r.mu.Lock()
+	pc := r.probes
+	r.mu.Unlock()
+	if pc != nil {
+		pc.stop()
+		<-pc.done
+	}
+	if r.docker != nil {
+		r.docker.Close()
+	}
+	if r.shared != nil {
+		r.shared.close()
+	}
+}
