@@ -207,7 +207,8 @@ func (t *Testbed) Delete(ctx context.Context, service string) error {
 }
 
 // Prune deletes the clusters testbed made for this topology (warm ones
-// too) and the node images it baked for it. Clusters whose names merely
+// too) and the node images it baked for it, except a cluster a running
+// process holds (a run that made or claimed it; see cluster.Scope.InUse). Clusters whose names merely
 // share the prefix (made by someone else) are named and left alone, as is
 // every other topology's.
 func (t *Testbed) Prune(ctx context.Context) error {
@@ -217,6 +218,10 @@ func (t *Testbed) Prune(ctx context.Context) error {
 	}
 	var errs []error
 	for _, n := range names {
+		if why, inUse := t.scope().InUse(n); inUse {
+			fmt.Fprintf(t.Out, "left %s: %s; prune again when it has ended\n", n, why)
+			continue
+		}
 		c, err := t.scope().Open(n, t.Out)
 		if err == nil {
 			err = c.Delete(ctx, t.Out)

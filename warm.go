@@ -107,7 +107,10 @@ func (t *Testbed) List(ctx context.Context) error {
 			svc = strings.TrimPrefix(n, t.scope().Prefix())
 		} else if w, ok := byName[n]; ok {
 			state, age = "warm (paused)", time.Since(w.Made).Round(time.Second).String()
-			if w.Claimed {
+			switch {
+			case w.Abandoned:
+				state = "abandoned (its run ended without deleting it; cluster:prune deletes it)"
+			case w.Claimed:
 				state = "in use (claimed by a run)"
 			}
 		} else {

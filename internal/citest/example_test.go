@@ -41,7 +41,9 @@ func TestExampleListsTheImportedTargets(t *testing.T) {
 // TestPruneInTheExampleLeavesOtherClustersAlone runs the example's
 // cluster:prune with four clusters on the engine: one of the reference
 // platform (kept by a user: scope testbed), one the example made (scope
-// hello: its name and its made record), one whose name starts with hello-
+// hello: its name and its made record, by a run that has ended), one the
+// example's run still running made (this test's process: prune leaves it
+// and says so), one whose name starts with hello-
 // that a user made and a run only used (a state dir with its kubeconfig,
 // as E2E_REUSE_CLUSTER=1 and deploy:parallel write, but no made record)
 // and one that testbed never saw. Only the example's goes. Then
@@ -58,6 +60,7 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 	n := time.Now().UnixNano() % 100000
 	main := fmt.Sprintf("testbed-kept%d", n)
 	ours := fmt.Sprintf("hello-made%d", n)
+	live := fmt.Sprintf("hello-live%d", n)
 	used := fmt.Sprintf("hello-used%d", n)
 	stranger := fmt.Sprintf("hello-stranger%d", n)
 	const web = "hello-web" // cluster:delete web's cluster
@@ -76,11 +79,17 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 	if exists(web) {
 		t.Fatalf("a cluster %s exists on this engine: this test needs the name (delete it with kind delete cluster --name %s if it is yours)", web, web)
 	}
+	// The run that made ours and main has ended.
+	maker := exec.Command("true")
+	if err := maker.Run(); err != nil {
+		t.Fatal(err)
+	}
+	ended := cluster.Holder{Pid: maker.Process.Pid, Start: "1"}
 	for _, c := range []struct {
 		name  string
-		scope cluster.Scope // "": no state: testbed never saw it
-		made  bool          // false: a kubeconfig only, as a run that used it writes
-	}{{main, "testbed", true}, {ours, "hello", true}, {used, "hello", false}, {stranger, "", false}, {web, "hello", false}} {
+		scope cluster.Scope   // "": no state: testbed never saw it
+		made  *cluster.Holder // nil: a kubeconfig only, as a run that used it writes
+	}{{main, "testbed", &ended}, {ours, "hello", &ended}, {live, "hello", new(cluster.Self())}, {used, "hello", nil}, {stranger, "", nil}, {web, "hello", nil}} {
 		node(ctx, t, docker, nodeImage, c.name)
 		if c.scope == "" {
 			continue
@@ -90,8 +99,8 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { os.RemoveAll(dir) })
-		if c.made {
-			if err := c.scope.RecordMade(c.name); err != nil {
+		if c.made != nil {
+			if err := c.scope.RecordMadeBy(c.name, *c.made); err != nil {
 				t.Fatal(err)
 			}
 			continue
@@ -138,6 +147,12 @@ func TestPruneInTheExampleLeavesOtherClustersAlone(t *testing.T) {
 		if !strings.Contains(out.String(), "left "+name) {
 			t.Errorf("the example's prune does not say it left %s", name)
 		}
+	}
+	if !exists(live) {
+		t.Errorf("the example's prune deleted %s, made by a run that is still running", live)
+	}
+	if !strings.Contains(out.String(), "left "+live+": made by a run that is still running") {
+		t.Errorf("the example's prune does not say it left %s, in use", live)
 	}
 	if !kubeconfigKept(used) {
 		t.Errorf("the example's prune changed or removed the kubeconfig of %s, which it did not make", used)

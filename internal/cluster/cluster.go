@@ -135,8 +135,11 @@ func (s Scope) lock(ctx context.Context, name string, w io.Writer) (unlock func(
 const madeRecord = "made-by-testbed"
 
 // RecordMade writes the record that testbed made the named cluster, just
-// before it starts kind for it.
-func (s Scope) RecordMade(name string) error {
+// before it starts kind for it, with this process as its maker.
+func (s Scope) RecordMade(name string) error { return s.RecordMadeBy(name, Self()) }
+
+// RecordMadeBy writes the record that the holder made the named cluster.
+func (s Scope) RecordMadeBy(name string, h Holder) error {
 	dir, err := s.StateDir(name)
 	if err != nil {
 		return err
@@ -144,7 +147,7 @@ func (s Scope) RecordMade(name string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	rec := fmt.Sprintf("pid %d at %s\n", os.Getpid(), time.Now().UTC().Format(time.RFC3339))
+	rec := fmt.Sprintf("%s at %s\n", h, time.Now().UTC().Format(time.RFC3339))
 	return os.WriteFile(filepath.Join(dir, madeRecord), []byte(rec), 0o600)
 }
 

@@ -45,6 +45,9 @@ type Warm struct {
 	Images map[string]string `json:"images,omitempty"`
 	// Claimed is set when a run has claimed it (it is in use).
 	Claimed bool `json:"-"`
+	// Abandoned is set when the run that claimed it has ended without
+	// deleting it (killed): nothing uses it, and cluster:prune deletes it.
+	Abandoned bool `json:"-"`
 }
 
 // WarmName is a new name for a warm cluster of service.
@@ -68,17 +71,26 @@ func (s Scope) IsWarmName(name string) (service string, ok bool) {
 	return rest[:i], true
 }
 
-// MarkWarm records the cluster as warm, with the images its nodes hold,
-// and pauses its nodes.
+// MarkWarm pauses the cluster's nodes, then records it as warm, with the
+// images its nodes held: a run can claim it only once it is paused (the
+// pause restarts the controller manager first and can take minutes; a run
+// that claimed it before would find it "not paused" and, as its maker,
+// delete it under the warmer).
 func (c *Cluster) MarkWarm(ctx context.Context, service, shape string) error {
 	held, err := c.ImageIDs(ctx)
 	if err != nil {
 		return err
 	}
-	if err := c.scope.RecordWarm(Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now(), Images: held}); err != nil {
+	w := Warm{Name: c.Name, Service: service, Shape: shape, Made: time.Now(), Images: held}
+	return c.scope.publishWarm(w, func() error { return c.Pause(ctx) })
+}
+
+// publishWarm runs pause, then writes the warm record when it succeeded.
+func (s Scope) publishWarm(w Warm, pause func() error) error {
+	if err := pause(); err != nil {
 		return err
 	}
-	return c.Pause(ctx)
+	return s.RecordWarm(w)
 }
 
 // Pause pauses the cluster's nodes, their kubelets frozen with them;
@@ -219,7 +231,9 @@ func (c *Cluster) Unpause(ctx context.Context) error {
 	return c.nodesDo(ctx, ns, "unpause")
 }
 
-// RecordWarm writes a warm cluster's record into its state dir.
+// RecordWarm writes a warm cluster's record into its state dir, whole or
+// not at all (a temporary file renamed over it): a reader never sees half
+// of it.
 func (s Scope) RecordWarm(w Warm) error {
 	dir, err := s.StateDir(w.Name)
 	if err != nil {
@@ -232,7 +246,11 @@ func (s Scope) RecordWarm(w Warm) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, warmFile), b, 0o600)
+	tmp := filepath.Join(dir, "."+warmFile+".tmp")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, warmFile))
 }
 
 // nodesDo runs the engine's verb (pause, unpause) on the nodes, in one call.
@@ -287,8 +305,9 @@ func (s Scope) ListWarm(service string) ([]Warm, error) {
 		if json.Unmarshal(b, &w) != nil || w.Name != e.Name() {
 			continue
 		}
-		_, err = os.Stat(filepath.Join(dir, e.Name(), claimFile))
-		w.Claimed = err == nil
+		h, claimed := claimHolder(filepath.Join(dir, e.Name()))
+		w.Claimed = claimed
+		w.Abandoned = claimed && h.Pid != 0 && !h.Alive()
 		out = append(out, w)
 	}
 	slices.SortFunc(out, func(a, b Warm) int { return a.Made.Compare(b.Made) })
@@ -298,22 +317,24 @@ func (s Scope) ListWarm(service string) ([]Warm, error) {
 // ErrClaimed is returned by Claim when another process claimed it first.
 var ErrClaimed = errors.New("already claimed")
 
-// Claim takes the warm cluster for this process: the claim file is
-// created with O_EXCL, so of two processes claiming at once exactly one
-// succeeds; the other gets ErrClaimed.
+// Claim takes the warm cluster for this process: the claim file (who
+// claimed it, see Holder) is created with O_EXCL, so of two processes
+// claiming at once exactly one succeeds; the other gets ErrClaimed. A
+// cluster whose state dir has gone (discarded or pruned by another
+// process since it was listed) is claimed by another too.
 func (s Scope) Claim(name string) (*Cluster, error) {
 	c, err := s.Open(name, nil)
 	if err != nil {
 		return nil, err
 	}
 	f, err := os.OpenFile(filepath.Join(filepath.Dir(c.Kubeconfig), claimFile), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if errors.Is(err, fs.ErrExist) {
+	if errors.Is(err, fs.ErrExist) || errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("warm cluster %s: %w", name, ErrClaimed)
 	}
 	if err != nil {
 		return nil, err
 	}
-	_, err = f.WriteString(strconv.Itoa(os.Getpid()) + "\n")
+	_, err = f.WriteString(Self().String() + "\n")
 	return c, errors.Join(err, f.Close())
 }
 
