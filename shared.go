@@ -108,9 +108,13 @@ func (r *run) connectShared(ctx context.Context, w io.Writer) error {
 // isolate makes a component's rendered objects the run's own on a shared
 // cluster (see sharedCluster).
 func (r *run) isolate(k *kube.Client, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
+	if err := kube.RefuseClusterWide(objs); err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
+	}
 	if err := k.SetNamespace(objs, r.ns); err != nil {
 		return nil, nil, err
 	}
+	kube.MoveSubjects(objs, r.topo.Namespace, r.ns)
 	ports, err = kube.ClusterIPOnly(objs)
 	if err != nil {
 		return nil, nil, err

@@ -65,6 +65,48 @@ func OwnCopies(objs []Object, suffix string) []Object {
 	return own
 }
 
+// MoveSubjects moves the ServiceAccount subjects of every RoleBinding and
+// ClusterRoleBinding from namespace from (the topology's) to to (the
+// run's): the run's own copy of a binding grants its role to the run's
+// service accounts, not to those of another run or team that uses the
+// topology's namespace on the same cluster. kustomize's namespace
+// transformer leaves a subject with a namespace of its own as it is.
+func MoveSubjects(objs []Object, from, to string) {
+	for _, o := range objs {
+		if k := o.GetKind(); k != "RoleBinding" && k != "ClusterRoleBinding" {
+			continue
+		}
+		subjects, _ := o.Object["subjects"].([]any)
+		for _, s := range subjects {
+			m, ok := s.(map[string]any)
+			if ok && m["kind"] == "ServiceAccount" && m["namespace"] == from {
+				m["namespace"] = to
+			}
+		}
+	}
+}
+
+// clusterWide are the kinds that act on the whole cluster whatever their
+// name: a run's own copy would still act on every namespace's objects.
+var clusterWide = map[string]string{
+	"admissionregistration.k8s.io/MutatingWebhookConfiguration":   "its webhooks would see every namespace's objects",
+	"admissionregistration.k8s.io/ValidatingWebhookConfiguration": "its webhooks would see every namespace's objects",
+	"apiregistration.k8s.io/APIService":                           "it serves an API group for the whole cluster",
+}
+
+// RefuseClusterWide returns an error naming the first object among objs
+// that cannot be a run's own on a cluster testbed did not make (see
+// clusterWide).
+func RefuseClusterWide(objs []Object) error {
+	for _, o := range objs {
+		gvk := o.GroupVersionKind()
+		if why, ok := clusterWide[gvk.Group+"/"+gvk.Kind]; ok {
+			return fmt.Errorf("%s: %s: a cluster testbed did not make cannot take it (%s); run this component on a cluster testbed makes (without E2E_EXISTING_KUBECONFIG)", o.Source, o, why)
+		}
+	}
+	return nil
+}
+
 // ServicePort names a port of a Service.
 type ServicePort struct {
 	Service string

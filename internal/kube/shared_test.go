@@ -1,9 +1,14 @@
 package kube
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
 func renderShared(t *testing.T, ns string) []Object {
@@ -140,5 +145,62 @@ func TestClusterIPOnlyDropsNodePorts(t *testing.T) {
 				t.Errorf("service %s keeps nodePort %v", o.GetName(), np)
 			}
 		}
+	}
+}
+
+// TestMoveSubjectsMovesTheTopologysServiceAccounts: a base that names its
+// own namespace keeps it in its bindings' subjects through kustomize; on a
+// shared cluster the run's copy must bind the run's service account, and
+// leave a subject of another namespace (a deliberate grant) as it is.
+func TestMoveSubjectsMovesTheTopologysServiceAccounts(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	files := map[string]string{
+		"kustomization.yaml": "namespace: platform\nresources: [all.yaml]\n",
+		"all.yaml": `apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: greeter}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: greeter}
+subjects:
+- {kind: ServiceAccount, name: greeter, namespace: platform}
+- {kind: ServiceAccount, name: monitor, namespace: monitoring}
+- {kind: Group, name: platform, apiGroup: rbac.authorization.k8s.io}
+`,
+	}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const run = "platform-x7k2p"
+	objs, err := Render(dir, run, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	MoveSubjects(objs, "platform", run)
+	var got []string
+	for _, s := range find(objs, "ClusterRoleBinding").Object["subjects"].([]any) {
+		m := s.(map[string]any)
+		got = append(got, fmt.Sprintf("%v/%v/%v", m["kind"], m["namespace"], m["name"]))
+	}
+	want := []string{"ServiceAccount/" + run + "/greeter", "ServiceAccount/monitoring/monitor", "Group/<nil>/platform"}
+	if !slices.Equal(got, want) {
+		t.Errorf("subjects %v, want %v", got, want)
+	}
+}
+
+func TestRefuseClusterWide(t *testing.T) {
+	t.Parallel()
+	objs := renderShared(t, "hello-x7k2p")
+	if err := RefuseClusterWide(objs); err != nil {
+		t.Errorf("the shared example has nothing cluster-wide: %v", err)
+	}
+	hook := Object{Unstructured: &unstructured.Unstructured{}, Source: "manifests/hook.yaml"}
+	hook.SetAPIVersion("admissionregistration.k8s.io/v1")
+	hook.SetKind("ValidatingWebhookConfiguration")
+	hook.SetName("greeter")
+	err := RefuseClusterWide(append(objs, hook))
+	if err == nil || !strings.Contains(err.Error(), "manifests/hook.yaml") || !strings.Contains(err.Error(), "E2E_EXISTING_KUBECONFIG") {
+		t.Errorf("a ValidatingWebhookConfiguration on a shared cluster: %v; want a refusal naming its file and what to do", err)
 	}
 }
