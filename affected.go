@@ -18,10 +18,15 @@ import (
 	"github.com/testbed-dev/testbed/topology"
 )
 
+// Cause is why a change affects a service: the first changed file that
+// does, and what that file is to the service.
+type Cause struct {
+	File, What string
+}
+
 // Affected lists the services whose environment or suite the changes on
-// HEAD since base (git diff base...HEAD) can change, each with the first
-// changed file that affects it.
-func (t *Testbed) Affected(ctx context.Context, base string) (map[string]affected.Reason, error) {
+// HEAD since base (git diff base...HEAD) can change, each with its Cause.
+func (t *Testbed) Affected(ctx context.Context, base string) (map[string]Cause, error) {
 	files, err := affected.ChangedFiles(ctx, t.Opts.Root, base)
 	if err != nil {
 		return nil, &InputError{Err: err}
@@ -34,7 +39,11 @@ func (t *Testbed) Affected(ctx context.Context, base string) (map[string]affecte
 	if t.Topo.CI != nil {
 		ignore = t.Topo.CI.Ignore
 	}
-	return affected.Services(inputs, t.Topo.ServiceNames(), files, ignore), nil
+	out := map[string]Cause{}
+	for svc, r := range affected.Services(inputs, t.Topo.ServiceNames(), files, ignore) {
+		out[svc] = Cause(r)
+	}
+	return out, nil
 }
 
 // WriteAffected writes the affected services as the matrix ci:matrix
