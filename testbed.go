@@ -208,9 +208,9 @@ func (t *Testbed) Delete(ctx context.Context, service string) error {
 
 // Prune deletes the clusters testbed made for this topology (warm ones
 // too) and the node images it baked for it, except a cluster a running
-// process holds (the run that made or claimed it, still running). Clusters whose names merely
-// share the prefix (made by someone else) are named and left alone, as is
-// every other topology's.
+// process holds (the run that made or claimed it, still running).
+// Clusters whose names merely share the prefix (made by someone else) are
+// named and left alone, as is every other topology's.
 func (t *Testbed) Prune(ctx context.Context) error {
 	names, others, err := t.scope().List(ctx)
 	if err != nil {
