@@ -256,7 +256,7 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 	}
 
 	var finErrs []error
-	hurry := hurryOf(ctx)
+	hurry := Hurry(ctx)
 	for _, s := range p.Finally {
 		if s.OnFailure && planErr == nil {
 			continue
@@ -318,7 +318,10 @@ func WithHurry(ctx context.Context, ch <-chan struct{}) context.Context {
 	return context.WithValue(ctx, hurryKey{}, ch)
 }
 
-func hurryOf(ctx context.Context) <-chan struct{} {
+// Hurry is the channel WithHurry gave ctx (nil when none): code under a
+// step that waits on something it cannot cancel stops waiting when it is
+// closed.
+func Hurry(ctx context.Context) <-chan struct{} {
 	ch, _ := ctx.Value(hurryKey{}).(<-chan struct{})
 	return ch
 }

@@ -25,6 +25,7 @@ import (
 	kindexec "sigs.k8s.io/kind/pkg/exec"
 	kindlog "sigs.k8s.io/kind/pkg/log"
 
+	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/registry"
 	"github.com/testbed-dev/testbed/topology"
 )
@@ -324,17 +325,13 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		// the node may not exist yet.
 		fmt.Fprintf(w, "interrupted: deleting %s under kind, then once more when kind has stopped\n", c.Name)
 		dctx := context.WithoutCancel(ctx)
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
-		for waiting := true; waiting; {
+		stopped := waitKind(done, engine.Hurry(ctx), kindStopBound, time.Second, func() {
 			if err := c.Delete(dctx, io.Discard); err != nil {
 				fmt.Fprintf(w, "delete racing kind: %v\n", err)
 			}
-			select {
-			case <-done:
-				waiting = false
-			case <-tick.C:
-			}
+		})
+		if !stopped {
+			fmt.Fprintf(w, "kind had not stopped creating %s when testbed stopped waiting for it; sweeping what it made so far (if a node is left: kind delete cluster --name %s)\n", c.Name, c.Name)
 		}
 		return Made, errors.Join(ctx.Err(), c.sweep(dctx, w))
 	}
@@ -354,6 +351,34 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		return Made, errors.Join(err, c.sweep(context.WithoutCancel(ctx), w))
 	}
 	return Made, os.Chmod(c.Kubeconfig, 0o600)
+}
+
+// kindStopBound is how long an interrupted Create waits for kind to stop
+// once its nodes are deleted under it: kind fails at its next step, in
+// seconds, unless it is stuck (an engine call that does not return).
+const kindStopBound = 30 * time.Second
+
+// waitKind calls del at once and then every tick until kind's create
+// returns on done; it gives up after bound, or at once after a del when
+// hurry is closed (the runner kills soon: the sweep that follows matters
+// more). stopped reports whether kind returned.
+func waitKind(done <-chan error, hurry <-chan struct{}, bound, tick time.Duration, del func()) (stopped bool) {
+	limit := time.NewTimer(bound)
+	defer limit.Stop()
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		del()
+		select {
+		case <-done:
+			return true
+		case <-hurry:
+			return false
+		case <-limit.C:
+			return false
+		case <-t.C:
+		}
+	}
 }
 
 // kubeadmPatchesDir is where a node finds the kubeadm patches of
