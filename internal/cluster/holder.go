@@ -88,9 +88,8 @@ func (s Scope) InUse(name string) (why string, inUse bool) {
 	if err != nil {
 		return "", false
 	}
-	if b, err := os.ReadFile(filepath.Join(dir, claimFile)); err == nil {
-		h, ok := parseHolder(string(b))
-		if !ok {
+	if h, claimed := claimHolder(dir); claimed {
+		if h.Pid == 0 {
 			return "claimed by a run (its claim is being written)", true
 		}
 		if h != Self() && h.Alive() {
@@ -106,7 +105,8 @@ func (s Scope) InUse(name string) (why string, inUse bool) {
 }
 
 // claimHolder reads who claimed the cluster whose state dir is dir;
-// claimed is false when nobody did.
+// claimed is false when nobody did, and h is zero when the claim cannot
+// be read yet (being written).
 func claimHolder(dir string) (h Holder, claimed bool) {
 	b, err := os.ReadFile(filepath.Join(dir, claimFile))
 	if errors.Is(err, fs.ErrNotExist) {
