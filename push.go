@@ -39,7 +39,7 @@ func (t *Testbed) Push(ctx context.Context, service string) error {
 		if err != nil {
 			return err
 		}
-		if err := registry.Publish(ctx, d, built.Ref, t.Opts.Registry+"/"+name+":"+t.Opts.Tag, t.Out); err != nil {
+		if _, err := registry.Publish(ctx, d, built.Ref, t.Opts.Registry+"/"+name+":"+t.Opts.Tag, t.Out); err != nil {
 			return err
 		}
 		n++

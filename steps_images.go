@@ -203,7 +203,7 @@ func (r *run) checkImages(imgs []string) func(context.Context, io.Writer) error 
 }
 
 // push puts an image into the local registry (once per content) and makes
-// the registry's reference the one the manifests run.
+// the registry's reference, by digest, the one the manifests run.
 func (r *run) push(name string) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
 		d, ref, id, err := r.hostImage(ctx, name)
@@ -213,11 +213,11 @@ func (r *run) push(name string) func(context.Context, io.Writer) error {
 			}
 			return err
 		}
-		remote := registry.Ref(name, id)
-		if err := registry.Push(ctx, d, ref, remote, w); err != nil {
+		pinned, err := registry.Push(ctx, d, ref, id, registry.Ref(name, id), w)
+		if err != nil {
 			return err
 		}
-		r.setImage(name, remote, id)
+		r.setImage(name, pinned, id)
 		return nil
 	}
 }

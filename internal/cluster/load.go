@@ -165,8 +165,9 @@ func (c *Cluster) ImageIDs(ctx context.Context) (map[string]string, error) {
 		}
 		var v struct {
 			Images []struct {
-				ID       string   `json:"id"`
-				RepoTags []string `json:"repoTags"`
+				ID          string   `json:"id"`
+				RepoTags    []string `json:"repoTags"`
+				RepoDigests []string `json:"repoDigests"`
 			} `json:"images"`
 		}
 		if err := json.Unmarshal(out.Bytes(), &v); err != nil {
@@ -174,7 +175,9 @@ func (c *Cluster) ImageIDs(ctx context.Context) (map[string]string, error) {
 		}
 		ids := map[string]string{}
 		for _, img := range v.Images {
-			for _, t := range img.RepoTags {
+			// An image pulled by digest (what testbed's registry serves)
+			// has a digest and no tag.
+			for _, t := range append(img.RepoTags, img.RepoDigests...) {
 				ids[t] = img.ID
 			}
 		}

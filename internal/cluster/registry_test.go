@@ -25,7 +25,7 @@ import (
 // pod of it on a kind cluster made for the local registry. Nothing is
 // side-loaded: before the pod, the node's containerd does not hold the
 // image; the pod's events say the kubelet pulled it; after, the node holds
-// it under the registry's reference.
+// it under the digest the push returned.
 func TestIntegrationPodPullsFromTheLocalRegistry(t *testing.T) {
 	docker, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -46,15 +46,15 @@ func TestIntegrationPodPullsFromTheLocalRegistry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	remote := registry.Ref("regtest", built.ID)
-	if err := registry.Push(ctx, docker, built.Ref, remote, &out); err != nil {
+	remote, err := registry.Push(ctx, docker, built.Ref, built.ID, registry.Ref("regtest", built.ID), &out)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := registry.Check(ctx, []string{remote}); err != nil {
 		t.Fatalf("after the push: %v", err)
 	}
 	var again strings.Builder
-	if err := registry.Push(ctx, docker, built.Ref, remote, &again); err != nil || !strings.Contains(again.String(), "in the registry already") {
+	if again2, err := registry.Push(ctx, docker, built.Ref, built.ID, registry.Ref("regtest", built.ID), &again); err != nil || again2 != remote || !strings.Contains(again.String(), "in the registry already") {
 		t.Errorf("a second push of the same content: %v: %q", err, again.String())
 	}
 

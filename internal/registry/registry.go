@@ -183,15 +183,64 @@ func Ref(name, id string) string {
 	return Host + "/" + name + ":" + id
 }
 
-// Push writes the local image to remote unless the registry holds that
-// reference already (content-derived tags: the same content is pushed
-// once).
-func Push(ctx context.Context, d images.Docker, local, remote string, w io.Writer) error {
-	if Check(ctx, []string{remote}) == nil {
-		fmt.Fprintf(w, "%s is in the registry already\n", remote)
-		return nil
+// Push writes the engine's image local, whose image ID is id, to remote
+// (a tag in testbed's registry, see Ref) unless that tag holds this very
+// image already, and returns the reference by digest the nodes are to
+// pull. The registry takes writes from anything on the kind network
+// without credentials: a tag found there is used only when its image's
+// config is id (for an image of the engine, its ID is its config's
+// digest), and what the nodes pull is pinned by the manifest's digest, so
+// an image planted under the tag, before or after the push, is never run.
+func Push(ctx context.Context, d images.Docker, local, id, remote string, w io.Writer) (string, error) {
+	ref, err := name.NewTag(remote)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", remote, err)
 	}
-	return Publish(ctx, d, local, remote, w)
+	pinned := func(digest string) string { return ref.Context().Name() + "@" + digest }
+	switch digest, found, err := holds(ctx, ref, id); {
+	case err != nil:
+		fmt.Fprintf(w, "%s: %v: pushing it\n", remote, err)
+	case digest != "":
+		fmt.Fprintf(w, "%s is in the registry already\n", remote)
+		return pinned(digest), nil
+	case found != "":
+		fmt.Fprintf(w, "%s in the registry is not this image (config %s, this image %s): pushing over it\n", remote, found, id)
+	}
+	digest, err := Publish(ctx, d, local, remote, w)
+	if err != nil {
+		return "", err
+	}
+	return pinned(digest), nil
+}
+
+// holds asks the registry for the image under ref: its manifest's digest
+// when its config is id, else the config it holds ("" when the tag is
+// absent).
+func holds(ctx context.Context, ref name.Reference, id string) (digest, config string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	tr := transportOwn()
+	defer tr.CloseIdleConnections()
+	desc, err := remote.Get(ref, remote.WithContext(ctx), remote.WithTransport(tr))
+	var terr *transport.Error
+	if errors.As(err, &terr) && terr.StatusCode == http.StatusNotFound {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	img, err := desc.Image()
+	if err != nil {
+		return "", "", err
+	}
+	cfg, err := img.ConfigName()
+	if err != nil {
+		return "", "", err
+	}
+	if cfg.String() != id {
+		return "", cfg.String(), nil
+	}
+	return desc.Digest.String(), "", nil
 }
 
 // ConfigureNode writes the node's hosts.toml for Host: containerd reads
@@ -255,16 +304,16 @@ func Check(ctx context.Context, refs []string) error {
 // registry (build:push), with the Docker config's credentials: the image
 // is saved from the engine and written by go-containerregistry, which
 // sends only the blobs the registry lacks.
-func Publish(ctx context.Context, d images.Docker, local, target string, w io.Writer) error {
+func Publish(ctx context.Context, d images.Docker, local, target string, w io.Writer) (digest string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
 	ref, err := name.ParseReference(target)
 	if err != nil {
-		return fmt.Errorf("%s: %w", target, err)
+		return "", fmt.Errorf("%s: %w", target, err)
 	}
 	f, err := os.CreateTemp("", "testbed-push-*.tar")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.Remove(f.Name())
 	rc, err := d.ImageSave(ctx, []string{local})
@@ -276,24 +325,28 @@ func Publish(ctx context.Context, d images.Docker, local, target string, w io.Wr
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("saving %s: %w", local, err)
+		return "", fmt.Errorf("saving %s: %w", local, err)
 	}
 	tag, err := name.NewTag(local)
 	if err != nil {
-		return fmt.Errorf("%s: %w", local, err)
+		return "", fmt.Errorf("%s: %w", local, err)
 	}
 	img, err := tarball.ImageFromPath(f.Name(), &tag)
 	if err != nil {
-		return fmt.Errorf("reading %s: %w", local, err)
+		return "", fmt.Errorf("reading %s: %w", local, err)
 	}
 	t0 := time.Now()
 	tr := transportOwn()
 	defer tr.CloseIdleConnections()
 	if err := remote.Write(ref, img, remote.WithContext(ctx), remote.WithAuthFromKeychain(authn.DefaultKeychain), remote.WithTransport(tr)); err != nil {
-		return fmt.Errorf("pushing %s to %s: %w", local, ref.Context().RegistryStr(), err)
+		return "", fmt.Errorf("pushing %s to %s: %w", local, ref.Context().RegistryStr(), err)
 	}
-	fmt.Fprintf(w, "pushed %s as %s in %s\n", local, target, time.Since(t0).Round(time.Millisecond))
-	return nil
+	dg, err := img.Digest()
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(w, "pushed %s as %s (%s) in %s\n", local, target, dg, time.Since(t0).Round(time.Millisecond))
+	return dg.String(), nil
 }
 
 // transportOwn is a transport of the call's own: its idle connections
