@@ -33,6 +33,7 @@ func readyStep(comp string) string  { return "ready " + comp }
 
 const (
 	stepBake      = "bake node image"
+	stepClaim     = "claim warm cluster"
 	stepCluster   = "create cluster"
 	stepConnect   = "connect cluster"
 	stepNamespace = "prepare namespace"
@@ -70,14 +71,12 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 		return nil, nil, err
 	}
 	b.addBuilds()
-	b.addClusterStep()
+	b.clusterStep = b.src.addSteps(b)
 	b.addImageDelivery()
 	if parts.Deploy {
 		b.addClusterReady()
 		gate := b.addComponents()
-		if warm {
-			b.addPauseWarm()
-		}
+		b.src.addAfterReady(b)
 		if parts.Suite && b.svc.Suite != topology.NoSuite {
 			b.addSuite(gate)
 		}

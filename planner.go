@@ -2,12 +2,10 @@ package testbed
 
 import (
 	"context"
-	"errors"
 	"io"
 	"slices"
 
 	"github.com/testbed-dev/testbed/engine"
-	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/internal/registry"
@@ -24,13 +22,8 @@ type planner struct {
 	p     *engine.Plan
 	parts Parts
 	svc   *topology.Service
-	imgs  []string // the service's images
-	warm  bool
-	// existing: a cluster testbed did not make (see sharedCluster), or
-	// one: the cluster e2e:all makes for several services (oneCluster).
-	// Both run the service as on a shared cluster.
-	one      *oneCluster
-	existing bool
+	imgs  []string      // the service's images
+	src   clusterSource // where the cluster comes from (source.go)
 	// clusterStep is the step that gives the run its cluster; importClass
 	// allows one import into the cluster's nodes at a time.
 	clusterStep, importClass string
@@ -40,47 +33,31 @@ type planner struct {
 	local, viaLocal bool
 }
 
-func (t *Testbed) newPlanner(service string, parts Parts, warm bool) (*planner, error) {
+func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planner, error) {
 	svc, err := t.Topo.Service(service)
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	one := t.one
-	existing := t.Opts.Existing != "" || one != nil
-	if existing && warm {
-		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: warm clusters are kind clusters testbed makes; unset it to warm")}
-	}
-	var cl *cluster.Cluster
-	if one != nil {
-		cl = one.c
-	} else if !existing {
-		if cl, err = t.scope().Open(t.scope().NameFor(service), io.Discard); err != nil {
-			return nil, err
-		}
+	src, err := t.chooseSource(parts, warming)
+	if err != nil {
+		return nil, err
 	}
 	memo := t.memo
 	if memo == nil {
 		memo = &buildMemo{}
 	}
-	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), cluster: cl, ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, warming: warm}
-	switch {
-	case one != nil:
-		r.one, r.shared = one, sharedOne(one)
-		r.ns = runNamespace(t.Topo.Namespace)
-	case existing:
-		if r.shared, err = openShared(t.Opts); err != nil {
-			return nil, err
-		}
-		r.ns = runNamespace(t.Topo.Namespace)
+	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, source: src}
+	if err := src.prepare(r); err != nil {
+		return nil, err
 	}
-	b := &planner{t: t, r: r, parts: parts, svc: svc, imgs: t.Topo.ImagesOf(svc), warm: warm, one: one, existing: existing,
+	b := &planner{t: t, r: r, parts: parts, svc: svc, imgs: t.Topo.ImagesOf(svc), src: src,
 		p: &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency}}}
-	if cl != nil {
-		b.importClass = "import:" + cl.Name
+	if r.cluster != nil {
+		b.importClass = "import:" + r.cluster.Name
 		b.p.Limits[b.importClass] = 1
 	}
 	b.local = t.Opts.LocalRegistry && parts.Load
-	b.viaLocal = b.local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy) && !existing)
+	b.viaLocal = b.local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy) && !src.sharedCluster())
 	return b, nil
 }
 
@@ -93,10 +70,9 @@ func (b *planner) built(name string) bool {
 }
 
 // loaded reports whether the run brings an image to the nodes. Nothing is
-// loaded into a cluster testbed did not make: it pulls. The one e2e:all
-// shares gets each image once.
+// loaded into a cluster testbed did not make: it pulls.
 func (b *planner) loaded(name string) bool {
-	return b.parts.Load && (!b.existing || b.one != nil) && (b.built(name) || !b.t.Topo.Images[name].Built())
+	return b.parts.Load && b.src.ownsNodes() && (b.built(name) || !b.t.Topo.Images[name].Built())
 }
 
 // addBuilds adds a build step per image the run builds, and sets the
@@ -114,35 +90,6 @@ func (b *planner) addBuilds() {
 			r.compiling.add()
 			b.add(engine.Step{Name: buildStep(name), Class: "build", Phase: engine.PhaseBuild, Run: r.build(name, img)})
 		}
-	}
-}
-
-// addClusterStep adds the step that gives the run its cluster: e2e:all's
-// one cluster, an existing one, a new (or reused, or claimed warm) one
-// with its baked node image, or the service's cluster as it is.
-func (b *planner) addClusterStep() {
-	t, r, parts := b.t, b.r, b.parts
-	b.clusterStep = stepConnect
-	if b.one != nil {
-		b.clusterStep = stepOne
-		if parts.Create || parts.Load || parts.Deploy {
-			b.add(engine.Step{Name: stepOne, Phase: engine.PhaseCluster, Run: r.holding(r.createOne)})
-		}
-	} else if b.existing {
-		b.clusterStep = stepShared
-		if parts.Create || parts.Load || parts.Deploy {
-			b.add(engine.Step{Name: stepShared, Phase: engine.PhaseCluster, Run: r.holding(r.connectShared)})
-		}
-	} else if parts.Create {
-		b.clusterStep = stepCluster
-		var needs []string
-		if third := r.thirdParty(b.imgs); len(third) > 0 && t.Opts.Bake && parts.Load && !t.Opts.LocalRegistry {
-			needs = append(needs, stepBake)
-			b.add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
-		}
-		b.add(engine.Step{Name: stepCluster, Needs: needs, Phase: engine.PhaseCluster, Run: r.holding(r.create)})
-	} else if parts.Load || parts.Deploy {
-		b.add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.holding(r.connect)})
 	}
 }
 
@@ -181,10 +128,7 @@ func (b *planner) addImageDelivery() {
 			b.add(engine.Step{Name: pushStep(name), Needs: needs, Phase: engine.PhaseLoad, Run: r.push(name)})
 			continue
 		}
-		load := r.load(name)
-		if b.one != nil {
-			load = r.loadOne(name, load)
-		}
+		load := b.src.wrapLoad(r, name, r.load(name))
 		b.add(engine.Step{Name: loadStep(name), Needs: needs, Class: b.importClass, Phase: engine.PhaseLoad, Run: load})
 	}
 }
@@ -194,7 +138,7 @@ func (b *planner) addImageDelivery() {
 func (b *planner) addClusterReady() {
 	r := b.r
 	b.add(engine.Step{Name: stepNamespace, Needs: []string{b.clusterStep}, Phase: engine.PhaseCluster, Run: r.prepareNamespace})
-	if !b.existing || b.one != nil {
+	if b.src.ownsNodes() {
 		b.add(engine.Step{Name: stepDNS, Needs: []string{b.clusterStep}, Phase: engine.PhaseCluster, Run: r.clusterDNS})
 	}
 	if b.t.Opts.Coverage {
@@ -231,7 +175,7 @@ func (b *planner) addComponents() (gate []string) {
 		for _, n := range c.Needs {
 			needs = append(needs, readyStep(n))
 		}
-		if len(c.Needs) > 0 && (!b.existing || b.one != nil) {
+		if len(c.Needs) > 0 && b.src.ownsNodes() {
 			// It reaches what it needs by Service name.
 			needs = append(needs, stepDNS)
 		}
@@ -242,24 +186,11 @@ func (b *planner) addComponents() (gate []string) {
 	return gate
 }
 
-// addPauseWarm pauses a warm cluster after every step before it, not
-// only the ready steps: a component that needs no Service name does not
-// wait for CoreDNS, but a cluster paused while CoreDNS starts wakes with
-// it not ready (and the DNS step, still waiting, times out on a frozen
-// node).
-func (b *planner) addPauseWarm() {
-	var all []string
-	for _, s := range b.p.Steps {
-		all = append(all, s.Name)
-	}
-	b.add(engine.Step{Name: stepPauseWarm, Needs: all, Phase: engine.PhaseWait, Run: b.r.pauseWarm})
-}
-
 // addSuite adds the suite after the gate, with the port-forwards of an
 // existing cluster and the host ports' check first.
 func (b *planner) addSuite(gate []string) {
 	r := b.r
-	if len(b.svc.Ports) > 0 && b.existing {
+	if len(b.svc.Ports) > 0 && b.src.sharedCluster() {
 		b.add(engine.Step{Name: stepForward, Needs: gate, Phase: engine.PhaseWait, Run: r.forwardPorts})
 		gate = append(gate, stepForward)
 	}
@@ -278,8 +209,8 @@ func (b *planner) addSuite(gate []string) {
 }
 
 // addFinally adds what runs at the end: diagnostics on failure, coverage,
-// the release of a shared cluster's namespace, the deletion of a cluster
-// the run made.
+// then what the cluster's source gives back (a namespace released, a
+// cluster the run made deleted).
 func (b *planner) addFinally() {
 	t, r, parts, p := b.t, b.r, b.parts, b.p
 	if parts.Create || parts.Deploy {
@@ -289,17 +220,5 @@ func (b *planner) addFinally() {
 		// After the diagnostics: flushing stops the pods whose logs they keep.
 		p.Finally = append(p.Finally, engine.Step{Name: stepCoverage, Run: r.collectCoverage})
 	}
-	if b.existing && parts.Deploy {
-		// What the suite is done with goes; without a suite (deploy:parallel)
-		// the namespace is what the user asked for.
-		keep := t.Opts.KeepCluster || !parts.Suite
-		p.Finally = append(p.Finally, engine.Step{Name: stepRelease, Run: r.release(keep)})
-	}
-	if parts.Destroy && parts.Create && !t.Opts.KeepCluster && !b.existing {
-		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, Run: r.deleteIfMade})
-	}
-	if b.warm {
-		// A warm cluster that did not get Ready is no use to anyone.
-		p.Finally = append(p.Finally, engine.Step{Name: stepDelete, OnFailure: true, Run: r.deleteIfMade})
-	}
+	b.src.addFinally(b)
 }

@@ -55,9 +55,11 @@ type run struct {
 	// awake cluster takes the cores a compile needs.
 	compiling countdown
 
-	// warming makes a warm cluster: a new name, host ports the engine
-	// chooses, and at the end the nodes paused instead of a suite.
-	warming bool
+	// source is where the run's cluster comes from (source.go).
+	source clusterSource
+	// claimed is set once the claim step gave the run a warm cluster:
+	// the create step then has nothing to make.
+	claimed atomic.Bool
 }
 
 // hostPort is where the host reaches a node port of the run's cluster.

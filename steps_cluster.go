@@ -28,39 +28,50 @@ func (r *run) holding(step func(context.Context, io.Writer) error) func(context.
 	}
 }
 
+// create makes the service's cluster (or reuses it with
+// E2E_REUSE_CLUSTER), unless the claim step before it claimed a warm one.
 func (r *run) create(ctx context.Context, w io.Writer) error {
-	if !r.warming && r.cfg.Warm && !r.cfg.ReuseCluster && !r.cfg.KeepCluster {
-		if ok, err := r.claimWarm(ctx, w); ok || err != nil {
-			return err
-		}
+	if r.claimed.Load() {
+		r.mu.Lock()
+		name := r.cluster.Name
+		r.mu.Unlock()
+		fmt.Fprintf(w, "warm cluster %s was claimed: nothing to create\n", name)
+		return nil
 	}
-	name := r.cluster.Name
-	if r.warming {
-		name = r.scope.WarmName(r.name)
-	}
-	c, err := r.scope.Open(name, w)
+	_, err := r.makeCluster(ctx, w, r.cluster.Name, false)
+	return err
+}
+
+// createWarm makes a cluster under a new warm name, with host ports the
+// engine chooses, and reads them.
+func (r *run) createWarm(ctx context.Context, w io.Writer) error {
+	c, err := r.makeCluster(ctx, w, r.scope.WarmName(r.name), true)
 	if err != nil {
 		return err
 	}
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: r.warming, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry || r.cfg.Registry == registry.Host}, w)
-	if r.warming {
-		r.mu.Lock()
-		r.cluster = c
-		r.mu.Unlock()
+	return r.readHostPorts(ctx, c)
+}
+
+// makeCluster creates the kind cluster name and makes it the run's.
+func (r *run) makeCluster(ctx context.Context, w io.Writer, name string, anyHostPorts bool) (*cluster.Cluster, error) {
+	c, err := r.scope.Open(name, w)
+	if err != nil {
+		return nil, err
 	}
+	r.mu.Lock()
+	r.cluster = c
+	r.mu.Unlock()
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: anyHostPorts, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry || r.cfg.Registry == registry.Host}, w)
 	if got == cluster.Made {
 		r.made.Store(true)
 	}
 	if err != nil {
-		return r.tb.hint(err, r.name)
+		return nil, r.tb.hint(err, r.name)
 	}
 	if got == cluster.Made {
 		fmt.Fprintf(w, "created cluster %s; kubeconfig %s\n", c.Name, c.Kubeconfig)
 	}
-	if r.warming {
-		return r.readHostPorts(ctx, c)
-	}
-	return nil
+	return c, nil
 }
 
 func (r *run) readHostPorts(ctx context.Context, c *cluster.Cluster) error {

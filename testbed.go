@@ -115,13 +115,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		return nil, err
 	}
 	defer r.close()
-	if r.one != nil {
-		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s shared by e2e:all, namespace %s\n", service, t.Opts.Mode, r.one.c.Name, r.ns)
-	} else if r.shared != nil {
-		fmt.Fprintf(t.Out, "testbed: %s, mode %s, existing cluster %s (context %s), namespace %s\n", service, t.Opts.Mode, r.shared.server, r.shared.context, r.ns)
-	} else {
-		fmt.Fprintf(t.Out, "testbed: %s, mode %s, cluster %s\n", service, t.Opts.Mode, r.cluster.Name)
-	}
+	fmt.Fprintf(t.Out, "testbed: %s, mode %s, %s\n", service, t.Opts.Mode, r.source.describe(r))
 	// The timeline is written before each teardown step too: killed while
 	// deleting its cluster, a run still leaves it.
 	dir, err := artifacts(r.cfg, r.name)
@@ -140,7 +134,7 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 	} else {
 		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
 	}
-	if r.cluster != nil && r.one == nil && (parts.Create || parts.Deploy) {
+	if !r.source.sharedCluster() && (parts.Create || parts.Deploy) {
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
 			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)

@@ -15,6 +15,23 @@ import (
 // Warm clusters: claiming a paused one for a run, counting the probes that
 // tell when its workloads are back, pausing a freshly warmed one.
 
+// claimWarmStep is the step that claims a warm cluster of the run's
+// shape, if there is one; the create step after it then makes nothing.
+// The run holds a cluster only once it claimed one.
+func (r *run) claimWarmStep(ctx context.Context, w io.Writer) error {
+	ok, err := r.claimWarm(ctx, w)
+	if ok {
+		r.claimed.Store(true)
+	}
+	if ok || r.made.Load() {
+		r.holds.Store(true)
+	}
+	if err == nil && !ok {
+		fmt.Fprintln(w, "no warm cluster of this run's shape: the next step creates one")
+	}
+	return err
+}
+
 // claimWarm claims the oldest warm cluster of the run's shape, unpauses it
 // and makes it the run's cluster (deleted at the end, as one it made).
 // Warm clusters of another shape or older than E2E_WARM_MAX_AGE are

@@ -1,0 +1,110 @@
+package testbed
+
+import (
+	"context"
+	"errors"
+	"io"
+
+	"github.com/testbed-dev/testbed/engine"
+)
+
+// Where a run's cluster comes from: one clusterSource per plan, chosen by
+// chooseSource from the options and the target's parts. Start reading
+// here; planner.go adds the steps every source shares (builds, image
+// delivery, namespace, components, suite), asking the source only what
+// it is (ownsNodes, sharedCluster).
+//
+//	chosen when                 source, file          its steps                  at the end
+//	--------------------------  --------------------  -------------------------  ------------------------
+//	e2e:all puts services on    oneSource             create shared cluster      release the namespace
+//	one cluster                 source_one.go         (the first run makes it)
+//	E2E_EXISTING_KUBECONFIG     existingSource        connect existing cluster   release the namespace
+//	                            source_existing.go                               (kept: E2E_KEEP_CLUSTER,
+//	                                                                             or no suite)
+//	cluster:warm                warmingSource         bake node image, create    delete it if it failed
+//	                            source_warming.go     cluster (a warm name);
+//	                                                  pause warm cluster once
+//	                                                  every component is Ready
+//	a target that creates,      kindSource            bake node image, claim     delete what the run made
+//	E2E_WARM on (not with       source_kind.go        warm cluster, create       or claimed (not with
+//	reuse or keep)                                    cluster (none if claimed)  E2E_KEEP_CLUSTER)
+//	a target that creates       kindSource            bake node image, create    the same
+//	                                                  (or reuse) cluster
+//	a target that loads or      kindSource            connect cluster (the       -
+//	deploys only                                      service's, as it is)
+//
+// Two questions tell the other parts what the source is:
+//   - ownsNodes: the cluster is a kind cluster on this machine, so testbed
+//     brings images to its nodes and waits for its DNS. On an existing
+//     cluster the nodes pull from a registry and its DNS is up.
+//   - sharedCluster: the run owns only a namespace of its own on a
+//     cluster others use too (a run namespace, its own copies of
+//     cluster-scoped objects, ports reached through port-forwards).
+type clusterSource interface {
+	// prepare sets the run's cluster, namespace and clients up for the
+	// source, before any step is added.
+	prepare(r *run) error
+	// describe names the cluster for the run's first line.
+	describe(r *run) string
+	// addSteps adds the steps that give the run its cluster and returns
+	// the step everything done on the cluster needs.
+	addSteps(b *planner) string
+	ownsNodes() bool
+	sharedCluster() bool
+	// wrapLoad adapts an image's load step to the source.
+	wrapLoad(r *run, image string, load stepFunc) stepFunc
+	// addAfterReady adds what follows every component being Ready,
+	// before the suite.
+	addAfterReady(b *planner)
+	// addFinally adds what the run gives back at its end.
+	addFinally(b *planner)
+}
+
+// stepFunc is what a step runs.
+type stepFunc = func(context.Context, io.Writer) error
+
+// chooseSource picks where the run's cluster comes from (the table
+// above) and refuses options that contradict each other there.
+func (t *Testbed) chooseSource(parts Parts, warming bool) (clusterSource, error) {
+	existing := t.Opts.Existing != ""
+	switch {
+	case warming && (existing || t.one != nil):
+		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: warm clusters are kind clusters testbed makes; unset it to warm")}
+	case t.one != nil:
+		return &oneSource{one: t.one}, nil
+	case existing:
+		return &existingSource{}, nil
+	case warming:
+		return &warmingSource{}, nil
+	}
+	claim := parts.Create && t.Opts.Warm && !t.Opts.ReuseCluster && !t.Opts.KeepCluster
+	return &kindSource{claim: claim}, nil
+}
+
+// sourceDefaults are what most sources do: loads as they are, nothing
+// after the components are Ready.
+type sourceDefaults struct{}
+
+func (sourceDefaults) wrapLoad(_ *run, _ string, load stepFunc) stepFunc { return load }
+func (sourceDefaults) addAfterReady(*planner)                            {}
+
+// clusterNeeded reports whether the parts do anything on a cluster.
+func clusterNeeded(parts Parts) bool { return parts.Create || parts.Load || parts.Deploy }
+
+// addBakeAndCreate adds the bake of the node image (when the run loads
+// third-party images and bakes them in) and the step that makes the
+// cluster, after claim when one is given; it returns the create step.
+func addBakeAndCreate(b *planner, claim, create stepFunc) string {
+	t, r := b.t, b.r
+	var needs []string
+	if third := r.thirdParty(b.imgs); len(third) > 0 && t.Opts.Bake && b.parts.Load && !t.Opts.LocalRegistry {
+		needs = append(needs, stepBake)
+		b.add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
+	}
+	if claim != nil {
+		b.add(engine.Step{Name: stepClaim, Needs: needs, Phase: engine.PhaseCluster, Run: claim})
+		needs = []string{stepClaim}
+	}
+	b.add(engine.Step{Name: stepCluster, Needs: needs, Phase: engine.PhaseCluster, Run: r.holding(create)})
+	return stepCluster
+}
