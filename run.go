@@ -55,8 +55,10 @@ type run struct {
 	// awake cluster takes the cores a compile needs.
 	compiling countdown
 
-	// source is where the run's cluster comes from (source.go).
-	source clusterSource
+	// source is where the run's cluster comes from (source.go), and
+	// namespace which namespace the run owns there (namespace.go).
+	source    clusterSource
+	namespace namespacePart
 	// claimed is set once the claim step gave the run a warm cluster:
 	// the create step then has nothing to make.
 	claimed atomic.Bool

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -105,9 +106,37 @@ func (r *run) connectShared(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
+// create makes the run's namespace: created, never taken over.
+func (s *sharedCluster) create(ctx context.Context, k *kube.Client, ns string) error {
+	if err := k.CreateNamespace(ctx, ns, map[string]string{"app.kubernetes.io/managed-by": kube.FieldManager, kube.RunLabel: ns}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.made = true
+	s.mu.Unlock()
+	return nil
+}
+
+// portService is the Service that had the node port before isolate took
+// it away.
+func (s *sharedCluster) portService(nodePort int) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc := s.nodePorts[int32(nodePort)].Service
+	return svc, svc != ""
+}
+
+func (s *sharedCluster) portVia(nodePort int) string {
+	return "a port-forward to the Service that had NodePort " + strconv.Itoa(nodePort)
+}
+
 // isolate makes a component's rendered objects the run's own on a shared
 // cluster (see sharedCluster).
-func (r *run) isolate(k *kube.Client, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
+func (s *sharedCluster) isolate(r *run, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
+	k, err := r.kubeClient()
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := kube.RefuseClusterWide(objs); err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}

@@ -17,7 +17,7 @@ func (*existingSource) prepare(r *run) error {
 	if err != nil {
 		return err
 	}
-	r.shared, r.ns = s, runNamespace(r.topo.Namespace)
+	r.shared, r.namespace, r.ns = s, s, runNamespace(r.topo.Namespace)
 	return nil
 }
 

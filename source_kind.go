@@ -19,7 +19,7 @@ type kindSource struct {
 
 func (*kindSource) prepare(r *run) error {
 	c, err := r.scope.Open(r.scope.NameFor(r.name), io.Discard)
-	r.cluster = c
+	r.cluster, r.namespace = c, ownNamespace{}
 	return err
 }
 

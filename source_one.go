@@ -13,6 +13,7 @@ type oneSource struct{ one *oneCluster }
 
 func (s *oneSource) prepare(r *run) error {
 	r.cluster, r.one, r.shared = s.one.c, s.one, sharedOne(s.one)
+	r.namespace = r.shared
 	r.ns = runNamespace(r.topo.Namespace)
 	return nil
 }

@@ -16,7 +16,7 @@ func (*warmingSource) prepare(r *run) error {
 	// The warm name is chosen when the cluster is made; until then the
 	// run names the service's cluster (for messages only).
 	c, err := r.scope.Open(r.scope.NameFor(r.name), io.Discard)
-	r.cluster = c
+	r.cluster, r.namespace = c, ownNamespace{}
 	return err
 }
 

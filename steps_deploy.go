@@ -7,7 +7,6 @@ import (
 	"maps"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -25,18 +24,7 @@ func (r *run) prepareNamespace(ctx context.Context, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if r.shared != nil {
-		// The run's own: created, never taken over.
-		err = k.CreateNamespace(ctx, r.ns, map[string]string{"app.kubernetes.io/managed-by": kube.FieldManager, kube.RunLabel: r.ns})
-		if err == nil {
-			r.shared.mu.Lock()
-			r.shared.made = true
-			r.shared.mu.Unlock()
-		}
-	} else {
-		err = k.EnsureNamespace(ctx, r.ns)
-	}
-	if err != nil {
+	if err := r.namespace.create(ctx, k, r.ns); err != nil {
 		return fmt.Errorf("namespace %s: %w", r.ns, err)
 	}
 	fmt.Fprintf(w, "namespace %s\n", r.ns)
@@ -85,11 +73,7 @@ func (r *run) reachPorts(ctx context.Context, w io.Writer) error {
 			}
 			select {
 			case <-ctx.Done():
-				via := fmt.Sprintf("NodePort %d", p.NodePort)
-				if r.shared != nil {
-					via = "a port-forward to the Service that had NodePort " + strconv.Itoa(p.NodePort)
-				}
-				err := fmt.Errorf("127.0.0.1:%d (%s, %s) does not answer: %v", hp, p.Name, via, last)
+				err := fmt.Errorf("127.0.0.1:%d (%s, %s) does not answer: %v", hp, p.Name, r.namespace.portVia(p.NodePort), last)
 				if why := r.whyNotServing(context.WithoutCancel(ctx), p); why != "" {
 					err = fmt.Errorf("%w\n%s", err, why)
 				}
@@ -108,14 +92,9 @@ func (r *run) whyNotServing(ctx context.Context, p topology.Port) string {
 	if err != nil {
 		return ""
 	}
-	service := ""
-	if r.shared != nil {
-		r.shared.mu.Lock()
-		service = r.shared.nodePorts[int32(p.NodePort)].Service
-		r.shared.mu.Unlock()
-		if service == "" {
-			return ""
-		}
+	service, known := r.namespace.portService(p.NodePort)
+	if !known {
+		return ""
 	}
 	return k.WhyNotServing(ctx, r.ns, service, int32(p.NodePort))
 }
@@ -160,16 +139,9 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 	if err != nil {
 		return nil, err
 	}
-	var own []kube.Object
-	var ports map[int32]kube.ServicePort
-	if r.shared != nil {
-		k, err := r.kubeClient()
-		if err != nil {
-			return nil, err
-		}
-		if own, ports, err = r.isolate(k, objs); err != nil {
-			return nil, err
-		}
+	own, ports, err := r.namespace.isolate(r, objs)
+	if err != nil {
+		return nil, err
 	}
 	if r.cfg.Coverage {
 		kube.AddCoverDir(objs, r.builtRefs(c), cluster.CoverDir, coverMount)
@@ -180,9 +152,7 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 		return cached, nil
 	}
 	r.objs[name] = objs
-	if r.shared != nil {
-		r.shared.keep(own, ports)
-	}
+	r.namespace.keep(own, ports)
 	return objs, nil
 }
 
