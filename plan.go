@@ -72,7 +72,7 @@ func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *r
 	}
 	b.addBuilds()
 	b.clusterStep = b.src.addSteps(b)
-	b.addImageDelivery()
+	b.delivery.addSteps(b)
 	if parts.Deploy {
 		b.addClusterReady()
 		gate := b.addComponents()

@@ -8,7 +8,6 @@ import (
 	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/kube"
-	"github.com/testbed-dev/testbed/internal/registry"
 	"github.com/testbed-dev/testbed/topology"
 )
 
@@ -23,14 +22,11 @@ type planner struct {
 	parts Parts
 	svc   *topology.Service
 	imgs  []string      // the service's images
-	src   clusterSource // where the cluster comes from (source.go)
+	src      clusterSource // where the cluster comes from (source.go)
+	delivery imageDelivery // how images reach its nodes (delivery.go)
 	// clusterStep is the step that gives the run its cluster; importClass
 	// allows one import into the cluster's nodes at a time.
 	clusterStep, importClass string
-	// local: each image goes to testbed's registry once, and the nodes
-	// pull it. viaLocal: the nodes pull from that registry (local, or
-	// IMAGE_REGISTRY names it).
-	local, viaLocal bool
 }
 
 func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planner, error) {
@@ -42,6 +38,10 @@ func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planne
 	if err != nil {
 		return nil, err
 	}
+	delivery, err := t.chooseDelivery(parts)
+	if err != nil {
+		return nil, err
+	}
 	memo := t.memo
 	if memo == nil {
 		memo = &buildMemo{}
@@ -50,14 +50,12 @@ func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planne
 	if err := src.prepare(r); err != nil {
 		return nil, err
 	}
-	b := &planner{t: t, r: r, parts: parts, svc: svc, imgs: t.Topo.ImagesOf(svc), src: src,
+	b := &planner{t: t, r: r, parts: parts, svc: svc, imgs: t.Topo.ImagesOf(svc), src: src, delivery: delivery,
 		p: &engine.Plan{Name: service, Limits: map[string]int{"build": t.Opts.BuildConcurrency}}}
 	if r.cluster != nil {
 		b.importClass = "import:" + r.cluster.Name
 		b.p.Limits[b.importClass] = 1
 	}
-	b.local = t.Opts.LocalRegistry && parts.Load
-	b.viaLocal = b.local || (t.Opts.Registry == registry.Host && (parts.Load || parts.Deploy) && !src.sharedCluster())
 	return b, nil
 }
 
@@ -66,7 +64,7 @@ func (b *planner) add(s engine.Step) { b.p.Steps = append(b.p.Steps, s) }
 // built reports whether this run builds (and loads) an image: not when
 // the images come from a registry.
 func (b *planner) built(name string) bool {
-	return b.t.Topo.Images[name].Built() && b.t.Opts.Registry == ""
+	return b.t.Topo.Images[name].Built() && b.delivery.builds()
 }
 
 // loaded reports whether the run brings an image to the nodes. Nothing is
@@ -84,52 +82,12 @@ func (b *planner) addBuilds() {
 		switch {
 		case !img.Built():
 			r.refs[name] = images.ThirdParty(img)
-		case t.Opts.Registry != "":
+		case !b.delivery.builds():
 			r.refs[name] = t.Opts.Registry + "/" + name + ":" + t.Opts.Tag
 		case b.parts.Build:
 			r.compiling.add()
 			b.add(engine.Step{Name: buildStep(name), Class: "build", Phase: engine.PhaseBuild, Run: r.build(name, img)})
 		}
-	}
-}
-
-// addImageDelivery adds the steps that bring images to the nodes: the
-// local registry and the nodes' pointer to it, registry mode's check, and
-// a load (or a push to the local registry) per image.
-func (b *planner) addImageDelivery() {
-	t, r := b.t, b.r
-	if b.local {
-		b.add(engine.Step{Name: stepRegistry, Phase: engine.PhaseCluster, Run: r.startRegistry})
-	}
-	if b.viaLocal {
-		needs := []string{b.clusterStep}
-		if b.local {
-			needs = append(needs, stepRegistry)
-		}
-		b.add(engine.Step{Name: stepRegistryHosts, Needs: needs, Phase: engine.PhaseCluster, Run: r.configureRegistry})
-	}
-	if t.Opts.Registry != "" && b.parts.Deploy {
-		// A wrong tag or an unreachable registry fails the run now, not
-		// as a pod that cannot pull after the cluster was made.
-		b.add(engine.Step{Name: stepCheckImages, Phase: engine.PhaseBuild, Run: r.checkImages(b.imgs)})
-	}
-	for _, name := range b.imgs {
-		if !b.loaded(name) {
-			continue
-		}
-		needs := []string{b.clusterStep}
-		if b.local {
-			needs = []string{stepRegistry}
-		}
-		if b.built(name) && b.parts.Build {
-			needs = append(needs, buildStep(name))
-		}
-		if b.local {
-			b.add(engine.Step{Name: pushStep(name), Needs: needs, Phase: engine.PhaseLoad, Run: r.push(name)})
-			continue
-		}
-		load := b.src.wrapLoad(r, name, r.load(name))
-		b.add(engine.Step{Name: loadStep(name), Needs: needs, Class: b.importClass, Phase: engine.PhaseLoad, Run: load})
 	}
 }
 
@@ -153,24 +111,9 @@ func (b *planner) addComponents() (gate []string) {
 	t, r := b.t, b.r
 	for _, comp := range b.svc.Components {
 		c := t.Topo.Components[comp]
-		needs := []string{stepNamespace}
-		if b.viaLocal {
-			needs = append(needs, stepRegistryHosts)
-		}
-		if t.Opts.Registry != "" {
-			needs = append(needs, stepCheckImages)
-		}
-		for _, img := range c.Images {
-			if b.loaded(img) && b.local {
-				needs = append(needs, pushStep(img))
-			} else if b.loaded(img) {
-				needs = append(needs, loadStep(img))
-			} else if b.built(img) && b.parts.Build {
-				needs = append(needs, buildStep(img))
-			}
-			if t.Opts.Coverage && b.built(img) && !slices.Contains(needs, stepCoverDir) {
-				needs = append(needs, stepCoverDir)
-			}
+		needs := append([]string{stepNamespace}, b.delivery.applyNeeds(b, c.Images)...)
+		if t.Opts.Coverage && slices.ContainsFunc(c.Images, b.built) {
+			needs = append(needs, stepCoverDir)
 		}
 		for _, n := range c.Needs {
 			needs = append(needs, readyStep(n))

@@ -97,7 +97,7 @@ func clusterNeeded(parts Parts) bool { return parts.Create || parts.Load || part
 func addBakeAndCreate(b *planner, claim, create stepFunc) string {
 	t, r := b.t, b.r
 	var needs []string
-	if third := r.thirdParty(b.imgs); len(third) > 0 && t.Opts.Bake && b.parts.Load && !t.Opts.LocalRegistry {
+	if third := r.thirdParty(b.imgs); len(third) > 0 && t.Opts.Bake && b.parts.Load && b.delivery.bakes() {
 		needs = append(needs, stepBake)
 		b.add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
 	}
