@@ -16,12 +16,12 @@ import (
 
 // planner holds what the parts of one plan are chosen from.
 type planner struct {
-	t     *Testbed
-	r     *run
-	p     *engine.Plan
-	parts Parts
-	svc   *topology.Service
-	imgs  []string      // the service's images
+	t        *Testbed
+	r        *run
+	p        *engine.Plan
+	parts    Parts
+	svc      *topology.Service
+	imgs     []string      // the service's images
 	src      clusterSource // where the cluster comes from (source.go)
 	delivery imageDelivery // how images reach its nodes (delivery.go)
 	// clusterStep is the step that gives the run its cluster; importClass
