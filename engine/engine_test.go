@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func noop(context.Context, io.Writer) error { return nil }
@@ -701,5 +703,24 @@ func TestCheckpointBeforeEachFinallyStep(t *testing.T) {
 	}
 	if len(res.Steps) != 2 {
 		t.Errorf("the checkpoint's copy changed the result: %v", res.Steps)
+	}
+}
+
+// TestHurryWatchEndsWithItsStep: the watch that would cut an OnFailure
+// step short on a hurry ends with the step when no hurry comes; goleak
+// finds it if it is left waiting.
+func TestHurryWatchEndsWithItsStep(t *testing.T) {
+	before := goleak.IgnoreCurrent()
+	never := make(chan struct{})
+	p := &Plan{Name: "no-hurry", Steps: []Step{
+		{Name: "fail", Run: func(context.Context, io.Writer) error { return errors.New("boom") }},
+	}, Finally: []Step{
+		{Name: "diagnose", OnFailure: true, Run: func(context.Context, io.Writer) error { return nil }},
+	}}
+	if _, err := Run(WithHurry(context.Background(), never), p, Options{}); err == nil {
+		t.Fatal("a failed plan succeeded")
+	}
+	if err := goleak.Find(before); err != nil {
+		t.Fatal(err)
 	}
 }

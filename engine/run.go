@@ -123,6 +123,7 @@ func Run(ctx context.Context, p *Plan, o Options) (*Result, error) {
 
 // run schedules a validated plan; needsOf gives the needs the scheduler
 // honours for step i in a mode (a test hands it needs no valid plan has).
+// The steps run first (runSteps), then the finally steps (runFinally).
 func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []string) (*Result, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -140,112 +141,17 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 
 	start := o.Now()
 	res := &Result{Plan: p.Name, Mode: mode, Started: start, Limits: p.Limits}
-	n := len(p.Steps)
 	for _, s := range p.Steps {
 		res.Steps = append(res.Steps, StepResult{Name: s.Name, Needs: s.Needs, Class: s.Class, Phase: s.Phase.String(), State: Skipped})
 	}
-	since := func(t time.Time) time.Duration { return t.Sub(start) }
-
-	needs := make([][]string, n)
-	for i := range p.Steps {
-		needs[i] = needsOf(mode, i)
+	sc := &scheduler{p: p, o: o, mode: mode, out: out, res: res, start: start,
+		needs: make([][]string, len(p.Steps)), state: make([]int, len(p.Steps)),
+		unfinished: map[Phase]int{}, done: map[string]bool{}, classRunning: map[string]int{}}
+	for i, s := range p.Steps {
+		sc.needs[i] = needsOf(mode, i)
+		sc.unfinished[s.Phase]++
 	}
-	state := make([]int, n)
-	unfinished := map[Phase]int{} // per phase, for the phased barrier
-	for _, s := range p.Steps {
-		unfinished[s.Phase]++
-	}
-	done := map[string]bool{}
-	classRunning := map[string]int{}
-	nRunning := 0
-
-	g, gctx := errgroup.WithContext(ctx)
-	events := make(chan event, n)
-
-	eligible := func(i int) bool {
-		s := p.Steps[i]
-		if state[i] != pending {
-			return false
-		}
-		if mode == Sequential && nRunning > 0 {
-			return false
-		}
-		if l, capped := p.Limits[s.Class]; capped && classRunning[s.Class] >= l {
-			return false
-		}
-		for _, nd := range needs[i] {
-			if !done[nd] {
-				return false
-			}
-		}
-		if mode == Phased {
-			for ph, left := range unfinished {
-				if ph < s.Phase && left > 0 {
-					return false
-				}
-			}
-		}
-		return true
-	}
-
-	order := p.priorityOrder()
-	var planErr error
-	finishedCount := 0
-	for finishedCount < n {
-		if gctx.Err() == nil {
-			for _, i := range order {
-				if !eligible(i) {
-					continue
-				}
-				s := p.Steps[i]
-				state[i] = running
-				nRunning++
-				classRunning[s.Class]++
-				t0 := o.Now()
-				res.Steps[i].Start = since(t0)
-				w := out.begin(s.Name, t0)
-				g.Go(func() error {
-					err := safeRun(gctx, s, w)
-					ev := event{i: i, err: err, afterAbort: gctx.Err() != nil, end: o.Now()}
-					events <- ev
-					return err
-				})
-			}
-		}
-		if nRunning == 0 {
-			if gctx.Err() == nil && planErr == nil {
-				// Nothing runs, nothing can start, nothing failed and
-				// nobody cancelled: a bug of the scheduler, not a success.
-				planErr = stalled(p, state, needs, done)
-			}
-			break
-		}
-		ev := <-events
-		s := p.Steps[ev.i]
-		state[ev.i] = finished
-		unfinished[s.Phase]--
-		finishedCount++
-		nRunning--
-		classRunning[s.Class]--
-		r := &res.Steps[ev.i]
-		r.End = since(ev.end)
-		switch {
-		case ev.err == nil:
-			r.State = Done
-			done[s.Name] = true
-		case ev.afterAbort:
-			r.State = Canceled
-			r.Error = ev.err.Error()
-		default:
-			r.State = Failed
-			r.Error = ev.err.Error()
-			if planErr == nil {
-				planErr = &StepError{Step: s.Name, Err: ev.err}
-			}
-		}
-		out.end(s.Name, r.State, r.Duration(), ev.err)
-	}
-	_ = g.Wait() // every step goroutine has sent its event; this only joins them
+	planErr := sc.runSteps(ctx)
 	if planErr == nil && ctx.Err() != nil {
 		planErr = fmt.Errorf("interrupted: %w", context.Cause(ctx))
 	}
@@ -254,57 +160,196 @@ func run(ctx context.Context, p *Plan, o Options, needsOf func(Mode, int) []stri
 			res.Makespan = r.End
 		}
 	}
+	finErrs := sc.runFinally(ctx, planErr != nil)
+	res.Total = sc.since(o.Now())
+	return res, errors.Join(append([]error{planErr}, finErrs...)...)
+}
 
-	var finErrs []error
+// scheduler is the state of one run of a plan's steps.
+type scheduler struct {
+	p     *Plan
+	o     Options
+	mode  Mode
+	out   *printer
+	res   *Result
+	start time.Time
+
+	needs        [][]string    // step i's needs in the mode
+	state        []int         // pending, running, finished
+	unfinished   map[Phase]int // per phase, for the phased barrier
+	done         map[string]bool
+	classRunning map[string]int
+	nRunning     int
+}
+
+func (sc *scheduler) since(t time.Time) time.Duration { return t.Sub(sc.start) }
+
+// eligible reports whether step i may start now.
+func (sc *scheduler) eligible(i int) bool {
+	s := sc.p.Steps[i]
+	if sc.state[i] != pending {
+		return false
+	}
+	if sc.mode == Sequential && sc.nRunning > 0 {
+		return false
+	}
+	if l, capped := sc.p.Limits[s.Class]; capped && sc.classRunning[s.Class] >= l {
+		return false
+	}
+	for _, nd := range sc.needs[i] {
+		if !sc.done[nd] {
+			return false
+		}
+	}
+	if sc.mode == Phased {
+		for ph, left := range sc.unfinished {
+			if ph < s.Phase && left > 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// runSteps starts every step as soon as it is eligible, in priority
+// order, until all finished or, after a failure or a cancel, until those
+// running finished. It returns the first failure, or a stall.
+func (sc *scheduler) runSteps(ctx context.Context) error {
+	n := len(sc.p.Steps)
+	g, gctx := errgroup.WithContext(ctx)
+	events := make(chan event, n)
+	order := sc.p.priorityOrder()
+	var planErr error
+	for finished := 0; finished < n; finished++ {
+		if gctx.Err() == nil {
+			for _, i := range order {
+				if sc.eligible(i) {
+					sc.launch(gctx, g, events, i)
+				}
+			}
+		}
+		if sc.nRunning == 0 {
+			if gctx.Err() == nil && planErr == nil {
+				// Nothing runs, nothing can start, nothing failed and
+				// nobody cancelled: a bug of the scheduler, not a success.
+				planErr = stalled(sc.p, sc.state, sc.needs, sc.done)
+			}
+			break
+		}
+		if err := sc.finish(<-events); err != nil && planErr == nil {
+			planErr = err
+		}
+	}
+	_ = g.Wait() // every step goroutine has sent its event; this only joins them
+	return planErr
+}
+
+// launch starts step i; its end comes back on events.
+func (sc *scheduler) launch(gctx context.Context, g *errgroup.Group, events chan<- event, i int) {
+	s := sc.p.Steps[i]
+	sc.state[i] = running
+	sc.nRunning++
+	sc.classRunning[s.Class]++
+	t0 := sc.o.Now()
+	sc.res.Steps[i].Start = sc.since(t0)
+	w := sc.out.begin(s.Name, t0)
+	now := sc.o.Now
+	g.Go(func() error {
+		err := safeRun(gctx, s, w)
+		events <- event{i: i, err: err, afterAbort: gctx.Err() != nil, end: now()}
+		return err
+	})
+}
+
+// finish records a step's end; it returns the step's failure (not a
+// cancel's) as a *StepError.
+func (sc *scheduler) finish(ev event) error {
+	s := sc.p.Steps[ev.i]
+	sc.state[ev.i] = finished
+	sc.unfinished[s.Phase]--
+	sc.nRunning--
+	sc.classRunning[s.Class]--
+	r := &sc.res.Steps[ev.i]
+	r.End = sc.since(ev.end)
+	var failed error
+	switch {
+	case ev.err == nil:
+		r.State = Done
+		sc.done[s.Name] = true
+	case ev.afterAbort:
+		r.State = Canceled
+		r.Error = ev.err.Error()
+	default:
+		r.State = Failed
+		r.Error = ev.err.Error()
+		failed = &StepError{Step: s.Name, Err: ev.err}
+	}
+	sc.out.end(s.Name, r.State, r.Duration(), ev.err)
+	return failed
+}
+
+// runFinally runs the finally steps one after the other, each with its
+// own deadline and never cancelled by ctx: those that only explain a
+// failure when the run failed (and not when asked to hurry).
+func (sc *scheduler) runFinally(ctx context.Context, failed bool) []error {
+	var errs []error
 	hurry := Hurry(ctx)
-	for _, s := range p.Finally {
-		if s.OnFailure && planErr == nil {
+	for _, s := range sc.p.Finally {
+		if s.OnFailure && !failed {
 			continue
 		}
 		if s.OnFailure && closed(hurry) {
 			// Asked to hurry: what only explains a failure is skipped,
 			// what undoes the run (teardown) is not.
-			t0 := o.Now()
-			res.Steps = append(res.Steps, StepResult{Name: s.Name, Finally: true, State: Skipped, Start: since(t0), End: since(t0), Error: "skipped: asked to hurry"})
-			out.skip(s.Name, "asked to hurry")
+			t0 := sc.since(sc.o.Now())
+			sc.res.Steps = append(sc.res.Steps, StepResult{Name: s.Name, Finally: true, State: Skipped, Start: t0, End: t0, Error: "skipped: asked to hurry"})
+			sc.out.skip(s.Name, "asked to hurry")
 			continue
 		}
-		if o.Checkpoint != nil {
-			cp := *res
-			cp.Steps = slices.Clone(res.Steps)
-			cp.Total = since(o.Now())
-			o.Checkpoint(&cp)
+		if err := sc.runFinallyStep(ctx, s, hurry); err != nil {
+			errs = append(errs, err)
 		}
-		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.FinallyTimeout)
-		stopWatch := func() {}
-		if s.OnFailure && hurry != nil {
-			// Cut the step short if asked to hurry while it runs; the
-			// watch ends with the step.
-			stop := make(chan struct{})
-			go func() {
-				select {
-				case <-hurry:
-					cancel()
-				case <-stop:
-				}
-			}()
-			stopWatch = func() { close(stop) }
-		}
-		t0 := o.Now()
-		w := out.begin(s.Name, t0)
-		err := safeRun(fctx, s, w)
-		stopWatch()
-		cancel()
-		r := StepResult{Name: s.Name, Finally: true, State: Done, Start: since(t0), End: since(o.Now())}
-		if err != nil {
-			r.State, r.Error = Failed, err.Error()
-			finErrs = append(finErrs, &StepError{Step: s.Name, Err: err})
-		}
-		res.Steps = append(res.Steps, r)
-		out.end(s.Name, r.State, r.Duration(), err)
 	}
-	res.Total = since(o.Now())
-	return res, errors.Join(append([]error{planErr}, finErrs...)...)
+	return errs
+}
+
+// runFinallyStep checkpoints the timeline, then runs one finally step; a
+// step that only explains a failure is cut short if asked to hurry while
+// it runs.
+func (sc *scheduler) runFinallyStep(ctx context.Context, s Step, hurry <-chan struct{}) error {
+	if sc.o.Checkpoint != nil {
+		cp := *sc.res
+		cp.Steps = slices.Clone(sc.res.Steps)
+		cp.Total = sc.since(sc.o.Now())
+		sc.o.Checkpoint(&cp)
+	}
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.o.FinallyTimeout)
+	defer cancel()
+	if s.OnFailure && hurry != nil {
+		// The watch ends with the step.
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() {
+			select {
+			case <-hurry:
+				cancel()
+			case <-stop:
+			}
+		}()
+	}
+	t0 := sc.o.Now()
+	w := sc.out.begin(s.Name, t0)
+	err := safeRun(fctx, s, w)
+	r := StepResult{Name: s.Name, Finally: true, State: Done, Start: sc.since(t0), End: sc.since(sc.o.Now())}
+	if err != nil {
+		r.State, r.Error = Failed, err.Error()
+	}
+	sc.res.Steps = append(sc.res.Steps, r)
+	sc.out.end(s.Name, r.State, r.Duration(), err)
+	if err != nil {
+		return &StepError{Step: s.Name, Err: err}
+	}
+	return nil
 }
 
 type hurryKey struct{}
