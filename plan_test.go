@@ -387,6 +387,11 @@ func TestHintsNameTheCommandLayersCommands(t *testing.T) {
 	if got := tb.hint(missing, "x"); !strings.Contains(got.Error(), "run: mage cluster:create x") {
 		t.Errorf("missing: %v", got)
 	}
+	// A cluster a live run holds: deleting it would break that run.
+	busy := fmt.Errorf("cluster testbed-x %w and is made by a run that is still running (%w)", cluster.ErrExists, cluster.ErrBusy)
+	if got := tb.hint(busy, "x"); strings.Contains(got.Error(), "cluster:delete") {
+		t.Errorf("busy: %v advises deleting the cluster of a run under way", got)
+	}
 }
 
 // A warm cluster is paused only once every step before the pause is done:

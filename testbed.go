@@ -61,6 +61,8 @@ type Commands struct {
 func (t *Testbed) hint(err error, service string) error {
 	var cmd string
 	switch {
+	case errors.Is(err, cluster.ErrBusy):
+		return err // its own run deletes it
 	case errors.Is(err, cluster.ErrExists):
 		cmd = t.Commands.Delete
 	case errors.Is(err, cluster.ErrMissing):

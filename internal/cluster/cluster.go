@@ -233,10 +233,31 @@ const (
 	Made
 )
 
+// existsError says what to do about the cluster found in the way of a
+// create: wait, when a run that is still running holds it (deleting it
+// would break that run); else delete it (with testbed, or kind if
+// testbed did not make it) or reuse it.
+func (c *Cluster) existsError(service string) error {
+	if why, held := c.scope.InUse(c.Name); held {
+		return fmt.Errorf("cluster %s %w and is %s (%w): wait until that run has ended (it deletes the cluster it made); deleting it now would break that run", c.Name, ErrExists, why, ErrBusy)
+	}
+	how := "kind delete cluster --name " + c.Name + " if it is yours (testbed did not make it)"
+	if c.Made() {
+		how = "cluster:delete " + service
+		if strings.Contains(service, ":") { // e2e:all's one cluster
+			how = "cluster:prune"
+		}
+	}
+	return fmt.Errorf("cluster %s %w: delete it (%s), or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists, how)
+}
+
 // ErrExists is returned when the cluster exists and reuse was not asked;
 // ErrMissing when a cluster a target works on does not exist.
 var (
-	ErrExists  = errors.New("already exists")
+	ErrExists = errors.New("already exists")
+	// ErrBusy comes with ErrExists when a run that is still running holds
+	// the cluster: no command should delete it.
+	ErrBusy    = errors.New("in use")
 	ErrMissing = errors.New("does not exist")
 )
 
@@ -260,14 +281,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	}
 	if exists {
 		if !o.Reuse {
-			how := "kind delete cluster --name " + c.Name + " if it is yours (testbed did not make it)"
-			if c.Made() {
-				how = "cluster:delete " + o.Service
-				if strings.Contains(o.Service, ":") { // e2e:all's one cluster
-					how = "cluster:prune"
-				}
-			}
-			return NotMade, fmt.Errorf("cluster %s %w: delete it (%s), or set E2E_REUSE_CLUSTER=1 to use it (a run deletes only a cluster it made)", c.Name, ErrExists, how)
+			return NotMade, c.existsError(o.Service)
 		}
 		if err := c.writeKubeconfig(ctx); err != nil {
 			return Reused, err

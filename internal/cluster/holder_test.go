@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,5 +149,32 @@ func TestClaimOfAGoneClusterIsClaimedByAnother(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	if _, err := testScope.Claim(testScope.WarmName("svc")); !errors.Is(err, ErrClaimed) {
 		t.Errorf("claiming a cluster whose state dir is gone: %v; want ErrClaimed", err)
+	}
+}
+
+// TestCreateInTheWayOfALiveRunSaysWait: a second run of a service finds
+// the first one's cluster; while the first runs, the refusal tells the
+// user to wait (ErrBusy), not to delete it; once it has ended, deleting is
+// the remedy again.
+func TestCreateInTheWayOfALiveRunSaysWait(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	name := testScope.NameFor("busy")
+	live, cmd := running(t)
+	if err := testScope.RecordMadeBy(name, live); err != nil {
+		t.Fatal(err)
+	}
+	c, err := testScope.Open(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.existsError("busy")
+	if !errors.Is(err, ErrExists) || !errors.Is(err, ErrBusy) || strings.Contains(err.Error(), "cluster:delete") || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", live.Pid)) {
+		t.Errorf("made by the running %v: %v; want ErrExists and ErrBusy, naming the pid, no delete command", live, err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	err = c.existsError("busy")
+	if !errors.Is(err, ErrExists) || errors.Is(err, ErrBusy) || !strings.Contains(err.Error(), "cluster:delete busy") {
+		t.Errorf("made by %v, which has ended: %v; want ErrExists with cluster:delete busy", live, err)
 	}
 }
