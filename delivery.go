@@ -1,8 +1,6 @@
 package testbed
 
 import (
-	"errors"
-
 	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/registry"
 )
@@ -39,8 +37,6 @@ type imageDelivery interface {
 
 func (t *Testbed) chooseDelivery(parts Parts) (imageDelivery, error) {
 	switch {
-	case t.Opts.LocalRegistry && t.Opts.Registry != "":
-		return nil, &InputError{errors.New("E2E_REGISTRY=local and IMAGE_REGISTRY: choose one (local pushes what it builds; IMAGE_REGISTRY pulls what a build job pushed)")}
 	case t.Opts.LocalRegistry && parts.Load:
 		return localRegistry{}, nil
 	case t.Opts.Registry != "":

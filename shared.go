@@ -51,15 +51,9 @@ const (
 	stepRelease = "release namespace"
 )
 
-// openShared checks the options of a run on a shared cluster and writes
-// the one-context kubeconfig it uses.
+// openShared writes the one-context kubeconfig a run on an existing
+// cluster uses (Options.Check has refused what cannot run there).
 func openShared(o Options) (*sharedCluster, error) {
-	switch {
-	case o.Registry == "":
-		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: nothing is loaded into a cluster testbed did not make, so its images come from a registry: set IMAGE_REGISTRY and IMAGE_TAG (build:push <service> puts them there)")}
-	case o.ReuseCluster:
-		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG and E2E_REUSE_CLUSTER=1: an existing cluster is always used as it is; unset E2E_REUSE_CLUSTER")}
-	}
 	dir, err := os.MkdirTemp("", "testbed-shared-")
 	if err != nil {
 		return nil, err

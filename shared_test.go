@@ -93,6 +93,10 @@ func TestExistingClusterRefusesWhatItCannotDo(t *testing.T) {
 		{"unknown context", Options{Existing: kc, Context: "prod", Registry: "r", Tag: "t"}, `no context "prod" (it has: team)`},
 		{"no file", Options{Existing: kc + ".missing", Registry: "r", Tag: "t"}, "no such file"},
 		{"reuse", Options{Existing: kc, Registry: "r", Tag: "t", ReuseCluster: true}, "unset E2E_REUSE_CLUSTER"},
+		// Options a program sets itself get OptionsFromEnv's refusals.
+		{"local registry", Options{Existing: kc, LocalRegistry: true}, "does not point the nodes"},
+		{"context alone", Options{Context: "team"}, "which is not set"},
+		{"two registries", Options{LocalRegistry: true, Registry: "r", Tag: "t"}, "choose one"},
 	} {
 		_, err := testbedForTest(t, tc.opts).Plan("gateway", PartsE2E)
 		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), tc.want) {

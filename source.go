@@ -3,6 +3,7 @@ package testbed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 
 	"github.com/testbed-dev/testbed/engine"
@@ -66,6 +67,9 @@ type stepFunc = func(context.Context, io.Writer) error
 // chooseSource picks where the run's cluster comes from (the table
 // above) and refuses options that contradict each other there.
 func (t *Testbed) chooseSource(parts Parts, warming bool) (clusterSource, error) {
+	if err := t.Opts.Check(); err != nil {
+		return nil, err
+	}
 	existing := t.Opts.Existing != ""
 	switch {
 	case warming && (existing || t.one != nil):
@@ -79,6 +83,32 @@ func (t *Testbed) chooseSource(parts Parts, warming bool) (clusterSource, error)
 	}
 	claim := parts.Create && t.Opts.Warm && !t.Opts.ReuseCluster && !t.Opts.KeepCluster
 	return &kindSource{claim: claim}, nil
+}
+
+// Check refuses options that contradict each other, whichever part they
+// choose (OptionsFromEnv calls it; a program that sets Options itself
+// gets the same refusals when it plans). Its errors are ErrInput.
+func (o Options) Check() error {
+	var why string
+	switch {
+	case (o.Registry == "") != (o.Tag == ""):
+		why = fmt.Sprintf("IMAGE_REGISTRY=%q IMAGE_TAG=%q: set both (images come from the registry) or neither (images are built here)", o.Registry, o.Tag)
+	case o.Registry != "" && o.Coverage:
+		why = "E2E_COVERAGE=1 builds instrumented binaries here; it cannot be combined with images from IMAGE_REGISTRY"
+	case o.LocalRegistry && o.Registry != "":
+		why = fmt.Sprintf("E2E_REGISTRY=local and IMAGE_REGISTRY=%s: choose one (local pushes what it builds; IMAGE_REGISTRY pulls what a build job pushed)", o.Registry)
+	case o.Context != "" && o.Existing == "":
+		why = fmt.Sprintf("E2E_EXISTING_CONTEXT=%s names a context of E2E_EXISTING_KUBECONFIG, which is not set", o.Context)
+	case o.Existing != "" && o.LocalRegistry:
+		why = "E2E_EXISTING_KUBECONFIG and E2E_REGISTRY=local: testbed does not point the nodes of a cluster it did not make at its registry; push with build:push and set IMAGE_REGISTRY and IMAGE_TAG"
+	case o.Existing != "" && o.Registry == "":
+		why = "E2E_EXISTING_KUBECONFIG: nothing is loaded into a cluster testbed did not make, so its images come from a registry: set IMAGE_REGISTRY and IMAGE_TAG (build:push <service> puts them there)"
+	case o.Existing != "" && o.ReuseCluster:
+		why = "E2E_EXISTING_KUBECONFIG and E2E_REUSE_CLUSTER=1: an existing cluster is always used as it is; unset E2E_REUSE_CLUSTER"
+	default:
+		return nil
+	}
+	return &InputError{errors.New(why)}
 }
 
 // sourceDefaults are what most sources do: loads as they are, nothing

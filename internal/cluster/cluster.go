@@ -289,19 +289,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		fmt.Fprintf(w, "reusing cluster %s (kubeconfig %s)\n", c.Name, c.Kubeconfig)
 		return Reused, nil
 	}
-	if !o.AnyHostPorts {
-		if err := PortsFree(o.Ports, o.Service); err != nil {
-			return NotMade, err
-		}
-	}
-	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
-		return NotMade, err
-	}
-	patches, err := writeKubeadmPatches(filepath.Dir(c.Kubeconfig))
-	if err != nil {
-		return NotMade, err
-	}
-	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape, o.Registry)
+	opts, err := c.prepareKind(o, w)
 	if err != nil {
 		return NotMade, err
 	}
@@ -309,6 +297,28 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	// list and cluster:delete (Delete removes it with the state dir).
 	if err := c.scope.RecordMade(c.Name); err != nil {
 		return NotMade, err
+	}
+	return c.runKind(ctx, opts, o.NodeImage, w)
+}
+
+// prepareKind checks the host ports and writes what kind reads (the state
+// dir, the kubeadm patches), returning kind's create options.
+func (c *Cluster) prepareKind(o CreateOptions, w io.Writer) ([]cluster.CreateOption, error) {
+	if !o.AnyHostPorts {
+		if err := PortsFree(o.Ports, o.Service); err != nil {
+			return nil, err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(c.Kubeconfig), 0o700); err != nil {
+		return nil, err
+	}
+	patches, err := writeKubeadmPatches(filepath.Dir(c.Kubeconfig))
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape, o.Registry)
+	if err != nil {
+		return nil, err
 	}
 	if short := InotifyShort(len(cfg.Nodes)); short != "" {
 		fmt.Fprintf(w, "warning: %s\n", short)
@@ -323,8 +333,15 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 	if o.NodeImage != "" {
 		opts = append(opts, cluster.CreateWithNodeImage(o.NodeImage))
 	}
+	return opts, nil
+}
+
+// runKind runs kind's create until it returns or ctx ends; either way what
+// it made is this call's to clean up when the create did not complete.
+func (c *Cluster) runKind(ctx context.Context, opts []cluster.CreateOption, nodeImage string, w io.Writer) (Outcome, error) {
 	done := make(chan error, 1)
 	go func() { done <- c.provider.Create(c.Name, opts...) }()
+	var err error
 	select {
 	case err = <-done:
 		if err == nil && ctx.Err() != nil {
@@ -361,7 +378,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		// `docker run` it started may still be carried out by the engine
 		// (its client interrupted by a terminal's Ctrl-C, which the whole
 		// process group gets): sweep.
-		err = fmt.Errorf("kind create cluster %s: %w%s", c.Name, err, nodeImageHint(err, o.NodeImage))
+		err = fmt.Errorf("kind create cluster %s: %w%s", c.Name, err, nodeImageHint(err, nodeImage))
 		return Made, errors.Join(err, c.sweep(context.WithoutCancel(ctx), w))
 	}
 	return Made, os.Chmod(c.Kubeconfig, 0o600)
