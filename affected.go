@@ -89,97 +89,129 @@ func (t *Testbed) WriteAffected(ctx context.Context, base string, w, why io.Writ
 // files, and, in the repository testbed is developed in, the packages its
 // targets are built from.
 func (t *Testbed) inputs(ctx context.Context) ([]affected.Input, error) {
-	root, topo := t.Opts.Root, t.Topo
-	rel := func(p string) string {
-		if r, err := filepath.Rel(root, topo.Path(p)); err == nil {
-			return r
-		}
-		return p
-	}
-	topoFile, err := filepath.Rel(root, t.Opts.Topology)
+	topoFile, err := filepath.Rel(t.Opts.Root, t.Opts.Topology)
 	if err != nil {
 		return nil, err
 	}
-	var mu sync.Mutex
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.NumCPU() + 2)
+	c := &inputCollector{ctx: gctx, g: g, root: t.Opts.Root, topo: t.Topo}
 	everything := affected.Input{What: "testbed and what every service is made from", Paths: []affected.Path{
 		affected.File(topoFile), affected.File("go.mod"), affected.File("go.sum"), affected.File("magefile.go"),
 		affected.Tree(".ci"), affected.Tree(".github"),
 	}}
-	inputs := []affected.Input{}
-	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(runtime.NumCPU() + 2)
-	if fi, err := os.Stat(filepath.Join(root, "magefiles")); err == nil && fi.IsDir() {
-		g.Go(func() error {
-			paths, err := affected.GoPackage(gctx, root, "./magefiles", false, nil, "mage")
-			mu.Lock()
-			everything.Paths = append(everything.Paths, paths...)
-			mu.Unlock()
+	var magefiles []affected.Path
+	if fi, err := os.Stat(filepath.Join(c.root, "magefiles")); err == nil && fi.IsDir() {
+		g.Go(func() (err error) {
+			magefiles, err = affected.GoPackage(gctx, c.root, "./magefiles", false, nil, "mage")
 			return err
 		})
 	}
-	add := func(in affected.Input) {
-		mu.Lock()
-		inputs = append(inputs, in)
-		mu.Unlock()
+	c.images()
+	if err := c.components(); err != nil {
+		_ = g.Wait()
+		return nil, err
 	}
-	using := func(has func(*topology.Service) bool) []string {
-		svcs := []string{}
-		for _, name := range topo.ServiceNames() {
-			if has(topo.Services[name]) {
-				svcs = append(svcs, name)
-			}
+	c.suites()
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	everything.Paths = append(everything.Paths, magefiles...)
+	// Most specific first, for the reasons printed: an image or manifest
+	// before everything.
+	slices.SortFunc(c.inputs, func(a, b affected.Input) int { return strings.Compare(a.What, b.What) })
+	return append(c.inputs, everything), nil
+}
+
+// inputCollector gathers the inputs of a topology's images, components
+// and suites, asking go list in parallel (g).
+type inputCollector struct {
+	ctx    context.Context
+	g      *errgroup.Group
+	root   string
+	topo   *topology.Topology
+	mu     sync.Mutex
+	inputs []affected.Input
+}
+
+func (c *inputCollector) add(in affected.Input) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.inputs = append(c.inputs, in)
+}
+
+// rel is a topology path relative to the repository.
+func (c *inputCollector) rel(p string) string {
+	if r, err := filepath.Rel(c.root, c.topo.Path(p)); err == nil {
+		return r
+	}
+	return p
+}
+
+// using names the services for which has holds.
+func (c *inputCollector) using(has func(*topology.Service) bool) []string {
+	svcs := []string{}
+	for _, name := range c.topo.ServiceNames() {
+		if has(c.topo.Services[name]) {
+			svcs = append(svcs, name)
 		}
-		return svcs
 	}
-	for name, img := range topo.Images {
+	return svcs
+}
+
+// images: each built image's Dockerfile, context and binaries' packages.
+func (c *inputCollector) images() {
+	for name, img := range c.topo.Images {
 		if !img.Built() {
 			continue
 		}
-		svcs := using(func(s *topology.Service) bool { return slices.Contains(topo.ImagesOf(s), name) })
-		g.Go(func() error {
-			in := affected.Input{What: "image " + name, Services: svcs, Paths: []affected.Path{affected.File(rel(img.Dockerfile))}}
+		svcs := c.using(func(s *topology.Service) bool { return slices.Contains(c.topo.ImagesOf(s), name) })
+		c.g.Go(func() error {
+			in := affected.Input{What: "image " + name, Services: svcs, Paths: []affected.Path{affected.File(c.rel(img.Dockerfile))}}
 			if img.Context != "" {
-				in.Paths = append(in.Paths, affected.Tree(rel(img.Context)))
+				in.Paths = append(in.Paths, affected.Tree(c.rel(img.Context)))
 			}
 			for _, b := range img.Binaries {
-				paths, err := affected.GoPackage(gctx, root, b.Package, false, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH})
+				paths, err := affected.GoPackage(c.ctx, c.root, b.Package, false, []string{"CGO_ENABLED=0", "GOOS=linux", "GOARCH=" + runtime.GOARCH})
 				if err != nil {
 					return fmt.Errorf("image %s: %w", name, err)
 				}
 				in.Paths = append(in.Paths, paths...)
 			}
-			add(in)
+			c.add(in)
 			return nil
 		})
 	}
-	for name, c := range topo.Components {
-		paths, err := affected.Kustomization(root, rel(c.Manifests))
+}
+
+// components: the files each component's kustomization is built from.
+func (c *inputCollector) components() error {
+	for name, comp := range c.topo.Components {
+		paths, err := affected.Kustomization(c.root, c.rel(comp.Manifests))
 		if err != nil {
-			return nil, fmt.Errorf("component %s: %w", name, err)
+			return fmt.Errorf("component %s: %w", name, err)
 		}
-		add(affected.Input{What: "manifests of " + name, Paths: paths, Services: using(func(s *topology.Service) bool { return slices.Contains(s.Components, name) })})
+		c.add(affected.Input{What: "manifests of " + name, Paths: paths, Services: c.using(func(s *topology.Service) bool { return slices.Contains(s.Components, name) })})
 	}
-	for name, s := range topo.Services {
+	return nil
+}
+
+// suites: each suite's package (tests included) and everything under its
+// directory: its fixtures (testdata), scripts and files a test reads at
+// run time.
+func (c *inputCollector) suites() {
+	for name, s := range c.topo.Services {
 		if s.Suite == topology.NoSuite {
 			continue
 		}
-		g.Go(func() error {
-			paths, err := affected.GoPackage(gctx, root, s.Suite, true, nil)
+		c.g.Go(func() error {
+			paths, err := affected.GoPackage(c.ctx, c.root, s.Suite, true, nil)
 			if err != nil {
 				return fmt.Errorf("suite of %s: %w", name, err)
 			}
-			// Everything under the suite's directory: its fixtures
-			// (testdata), scripts and files a test reads at run time.
-			paths = append(paths, affected.Tree(rel(s.Suite)))
-			add(affected.Input{What: "suite of " + name, Paths: paths, Services: []string{name}})
+			paths = append(paths, affected.Tree(c.rel(s.Suite)))
+			c.add(affected.Input{What: "suite of " + name, Paths: paths, Services: []string{name}})
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return nil, err
-	}
-	// Most specific first, for the reasons printed: an image or manifest
-	// before everything.
-	slices.SortFunc(inputs, func(a, b affected.Input) int { return strings.Compare(a.What, b.What) })
-	return append(inputs, everything), nil
 }

@@ -108,34 +108,20 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 	res := Built{Name: name, Ref: ref(name, hash)}
 
 	if !b.Rebuild {
-		ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		got, err := b.Docker.ImageInspect(ictx, res.Ref)
-		cancel()
-		if err == nil && got.Config != nil && got.Config.Labels[InputsLabel] == hash {
-			res.ID, res.Cached = got.ID, true
-			fmt.Fprintf(w, "cached: %s (%s) has the same inputs\n", res.Ref, ShortID(got.ID))
+		id, err := b.cached(ctx, name, res.Ref, hash)
+		if err != nil {
+			return Built{}, err
+		}
+		if id != "" {
+			res.ID, res.Cached = id, true
+			fmt.Fprintf(w, "cached: %s (%s) has the same inputs\n", res.Ref, ShortID(id))
 			return res, nil
 		}
-		if err != nil && !errdefs.IsNotFound(err) {
-			return Built{}, fmt.Errorf("image %s: inspecting %s: %w", name, res.Ref, err)
-		}
 	}
-
 	// Only now, on a miss, are the binaries compiled; they replace context
 	// files of the same name.
-	for _, bin := range img.Binaries {
-		if !filepath.IsLocal(bin.Name) || strings.ContainsAny(bin.Name, `/\`) || strings.HasPrefix(bin.Name, "-") {
-			return Built{}, fmt.Errorf("image %s: binary %q: not one file name of the build context", name, bin.Name)
-		}
-		out := filepath.Join(dir, bin.Name)
-		if err := b.compile(ctx, bin, out, w); err != nil {
-			return Built{}, fmt.Errorf("image %s: %w", name, err)
-		}
-		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.name == bin.Name })
-		entries = append(entries, entry{name: bin.Name, path: out, mode: 0o755})
-	}
-	if len(img.Binaries) > 0 && b.Compiled != nil {
-		b.Compiled()
+	if entries, err = b.compileAll(ctx, name, img, dir, entries, w); err != nil {
+		return Built{}, err
 	}
 	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.name, b.name) })
 	tarPath := filepath.Join(dir, "context.tar")
@@ -144,9 +130,54 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		return Built{}, fmt.Errorf("image %s: build context: %w", name, err)
 	}
 	fmt.Fprintf(w, "context: %d files, %s\n", len(entries), byteSize(size))
+	if res.ID, err = b.dockerBuild(ctx, name, img, tarPath, res.Ref, hash, w); err != nil {
+		return Built{}, err
+	}
+	fmt.Fprintf(w, "built: %s (%s)\n", res.Ref, ShortID(res.ID))
+	return res, nil
+}
+
+// cached returns the ID of the image ref when it exists with the inputs
+// hash, "" when it does not.
+func (b *Builder) cached(ctx context.Context, name, ref, hash string) (string, error) {
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	got, err := b.Docker.ImageInspect(ictx, ref)
+	if err == nil && got.Config != nil && got.Config.Labels[InputsLabel] == hash {
+		return got.ID, nil
+	}
+	if err != nil && !errdefs.IsNotFound(err) {
+		return "", fmt.Errorf("image %s: inspecting %s: %w", name, ref, err)
+	}
+	return "", nil
+}
+
+// compileAll compiles the image's binaries into dir, each replacing the
+// context entry of its name, and calls Compiled after them.
+func (b *Builder) compileAll(ctx context.Context, name string, img *topology.Image, dir string, entries []entry, w io.Writer) ([]entry, error) {
+	for _, bin := range img.Binaries {
+		if !filepath.IsLocal(bin.Name) || strings.ContainsAny(bin.Name, `/\`) || strings.HasPrefix(bin.Name, "-") {
+			return nil, fmt.Errorf("image %s: binary %q: not one file name of the build context", name, bin.Name)
+		}
+		out := filepath.Join(dir, bin.Name)
+		if err := b.compile(ctx, bin, out, w); err != nil {
+			return nil, fmt.Errorf("image %s: %w", name, err)
+		}
+		entries = slices.DeleteFunc(entries, func(e entry) bool { return e.name == bin.Name })
+		entries = append(entries, entry{name: bin.Name, path: out, mode: 0o755})
+	}
+	if len(img.Binaries) > 0 && b.Compiled != nil {
+		b.Compiled()
+	}
+	return entries, nil
+}
+
+// dockerBuild sends the build context tarPath to the engine, which tags
+// the image ref and labels it with the inputs hash; it returns its ID.
+func (b *Builder) dockerBuild(ctx context.Context, name string, img *topology.Image, tarPath, ref, hash string, w io.Writer) (string, error) {
 	tarball, err := os.Open(tarPath)
 	if err != nil {
-		return Built{}, err
+		return "", err
 	}
 	defer tarball.Close()
 	args := map[string]*string{}
@@ -154,7 +185,7 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		args[k] = &v
 	}
 	resp, err := b.Docker.ImageBuild(ctx, tarball, build.ImageBuildOptions{
-		Tags:        []string{res.Ref},
+		Tags:        []string{ref},
 		Dockerfile:  "Dockerfile",
 		BuildArgs:   args,
 		Labels:      map[string]string{InputsLabel: hash},
@@ -164,21 +195,19 @@ func (b *Builder) Build(ctx context.Context, name string, img *topology.Image, w
 		NoCache: b.Rebuild,
 	})
 	if err != nil {
-		return Built{}, fmt.Errorf("image %s: docker build: %w", name, err)
+		return "", fmt.Errorf("image %s: docker build: %w", name, err)
 	}
 	defer resp.Body.Close()
 	if err := readBuildStream(resp.Body, w); err != nil {
-		return Built{}, fmt.Errorf("image %s: docker build: %w", name, err)
+		return "", fmt.Errorf("image %s: docker build: %w", name, err)
 	}
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	got, err := b.Docker.ImageInspect(ictx, res.Ref)
+	got, err := b.Docker.ImageInspect(ictx, ref)
 	if err != nil {
-		return Built{}, fmt.Errorf("image %s: built but not found: %w", name, err)
+		return "", fmt.Errorf("image %s: built but not found: %w", name, err)
 	}
-	res.ID = got.ID
-	fmt.Fprintf(w, "built: %s (%s)\n", res.Ref, ShortID(got.ID))
-	return res, nil
+	return got.ID, nil
 }
 
 // Ref is the reference Build gives the image: its inputs hashed without
