@@ -135,7 +135,49 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 	}
 	rt := &Runtime{Dyn: dyn, Namespace: startup.Env("POD_NAMESPACE", "default"), Log: log,
 		HTTP: &http.Client{Timeout: 5 * time.Second}, DatastorageURL: os.Getenv("DATASTORAGE_URL")}
-	check := func(ctx context.Context) error {
+	check := rt.dependencies(spec)
+	// Started before its dependencies are ready, a controller exits.
+	if err := startup.Retry(ctx, startup.Window, check); err != nil {
+		return errors.New("dependencies not ready at start: " + err.Error())
+	}
+
+	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer queue.ShutDown()
+	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 10*time.Minute, rt.Namespace, nil)
+	defer factory.Shutdown()
+	lister, err := watch(ctx, factory, queue, spec)
+	if err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", startup.Readyz(log, check))
+	if spec.Routes != nil {
+		spec.Routes(mux, rt)
+	}
+	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	go func() {
+		for processNext(ctx, queue, lister, spec, rt) {
+		}
+	}()
+	log.Info("running", "kind", spec.Primary.Resource, "namespace", rt.Namespace)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(sctx)
+}
+
+// dependencies is the check of what the controller needs: its resources
+// listable, datastorage ready, and the spec's own check.
+func (rt *Runtime) dependencies(spec Spec) func(context.Context) error {
+	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		for _, gvr := range append([]schema.GroupVersionResource{spec.Primary}, spec.Secondary...) {
@@ -153,14 +195,12 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 		}
 		return nil
 	}
-	// Started before its dependencies are ready, a controller exits.
-	if err := startup.Retry(ctx, startup.Window, check); err != nil {
-		return errors.New("dependencies not ready at start: " + err.Error())
-	}
+}
 
-	factory := dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 10*time.Minute, rt.Namespace, nil)
-	queue := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
-	defer queue.ShutDown()
+// watch starts the informers: a change of a primary object queues its
+// name, a change of a secondary one its owner's. It returns once their
+// caches are synced, with the primary objects' lister.
+func watch(ctx context.Context, factory dynamicinformer.DynamicSharedInformerFactory, queue workqueue.TypedRateLimitingInterface[string], spec Spec) (cache.GenericLister, error) {
 	enqueue := func(key func(*unstructured.Unstructured) string) cache.ResourceEventHandler {
 		add := func(obj any) {
 			if u, ok := obj.(*unstructured.Unstructured); ok {
@@ -173,44 +213,20 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 	}
 	primary := factory.ForResource(spec.Primary)
 	if _, err := primary.Informer().AddEventHandler(enqueue(func(u *unstructured.Unstructured) string { return u.GetName() })); err != nil {
-		return err
+		return nil, err
 	}
 	for _, gvr := range spec.Secondary {
 		if _, err := factory.ForResource(gvr).Informer().AddEventHandler(enqueue(spec.Owner)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	factory.Start(ctx.Done())
-	defer factory.Shutdown()
-	synced := factory.WaitForCacheSync(ctx.Done())
-	for gvr, ok := range synced {
+	for gvr, ok := range factory.WaitForCacheSync(ctx.Done()) {
 		if !ok {
-			return fmt.Errorf("informer for %s did not sync", gvr.Resource)
+			return nil, fmt.Errorf("informer for %s did not sync", gvr.Resource)
 		}
 	}
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", startup.Readyz(log, check))
-	if spec.Routes != nil {
-		spec.Routes(mux, rt)
-	}
-	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	go func() {
-		for processNext(ctx, queue, primary.Lister(), spec, rt) {
-		}
-	}()
-	log.Info("running", "kind", spec.Primary.Resource, "namespace", rt.Namespace)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return primary.Lister(), nil
 }
 
 func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], lister cache.GenericLister, spec Spec, rt *Runtime) bool {
