@@ -776,10 +776,23 @@ func withDeadline[T any](ctx context.Context, d time.Duration, what string, f fu
 	case r := <-ch:
 		return r.v, r.err
 	case <-ctx.Done():
+		// f takes no context. What it started (kind's `docker ps`) ends
+		// in milliseconds unless the engine hangs: give it a moment, so
+		// that it does not outlive a run that is ending.
+		t := time.NewTimer(deadlineGrace)
+		defer t.Stop()
+		select {
+		case <-ch:
+		case <-t.C:
+		}
 		var zero T
 		return zero, fmt.Errorf("%s: %w", what, ctx.Err())
 	}
 }
+
+// deadlineGrace is how long withDeadline waits, once its context has
+// ended, for the call it gave up on.
+const deadlineGrace = 2 * time.Second
 
 // writerLogger routes kind's user-facing messages to a step's writer.
 type writerLogger struct{ w io.Writer }

@@ -1,6 +1,9 @@
 package cluster
 
 import (
+	"context"
+	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -41,5 +44,31 @@ func TestWaitKindIsBounded(t *testing.T) {
 	close(hurry)
 	if stopped, dels, _ := wait(make(chan error), hurry, time.Minute); stopped || dels != 1 {
 		t.Errorf("hurry: stopped %v after %d deletions; want not stopped, after 1", stopped, dels)
+	}
+}
+
+// TestWithDeadlineLetsTheCallItGivesUpOnEnd: when the run ends during a
+// call that takes no context (kind's cluster list, a `docker ps`), the
+// call that ends in a moment has ended when withDeadline returns, so its
+// process does not outlive the run (the fault suite found one alive); a
+// call that hangs is left after the grace.
+func TestWithDeadlineLetsTheCallItGivesUpOnEnd(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var ended atomic.Bool
+	_, err := withDeadline(ctx, time.Minute, "listing", func() (int, error) {
+		time.Sleep(200 * time.Millisecond)
+		ended.Store(true)
+		return 1, nil
+	})
+	if !errors.Is(err, context.Canceled) || !ended.Load() {
+		t.Errorf("err %v, call ended %v: want canceled, after the call ended", err, ended.Load())
+	}
+	hang := make(chan struct{})
+	defer close(hang)
+	t0 := time.Now()
+	_, err = withDeadline(ctx, time.Minute, "listing", func() (int, error) { <-hang; return 0, nil })
+	if !errors.Is(err, context.Canceled) || time.Since(t0) > deadlineGrace+time.Second {
+		t.Errorf("a hanging call: %v after %s", err, time.Since(t0))
 	}
 }
