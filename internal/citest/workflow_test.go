@@ -63,23 +63,8 @@ func TestMatrixStepFailsWhenItsTargetFails(t *testing.T) {
 	}
 	run := func(t *testing.T, event, goScript string) (outputs, args string, err error) {
 		t.Helper()
-		bin := t.TempDir()
-		log := filepath.Join(bin, "args")
-		fake := "#!/bin/sh\necho \"$*\" >> " + log + "\n" + goScript
-		if err := os.WriteFile(filepath.Join(bin, "go"), []byte(fake), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		out := filepath.Join(t.TempDir(), "github_output")
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script)
-		cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "GITHUB_OUTPUT="+out, "EVENT="+event, "BASE=0123abc")
-		var combined strings.Builder
-		cmd.Stdout, cmd.Stderr = &combined, &combined
-		err = cmd.Run()
-		o, _ := os.ReadFile(out)
-		a, _ := os.ReadFile(log)
-		return string(o), strings.TrimSpace(string(a)), err
+		outputs, args, _, err = runStep(t, script, event, goScript)
+		return outputs, args, err
 	}
 	for _, event := range []string{"push", "pull_request"} {
 		outputs, _, err := run(t, event, "printf '{\"service\":'\nexit 1\n")
@@ -103,6 +88,75 @@ func TestMatrixStepFailsWhenItsTargetFails(t *testing.T) {
 	}
 	if args != "run magefile.go ci:affected 0123abc" {
 		t.Errorf("pull_request ran go %q, want ci:affected of the base commit", args)
+	}
+}
+
+// runStep runs a step's script as GitHub runs a `shell: bash` step (bash
+// --noprofile --norc -eo pipefail) for event, with a `go` that runs
+// goScript and logs its arguments (one line per call), and a shellcheck
+// that does nothing. It returns what the step wrote to GITHUB_OUTPUT, the
+// go calls, and its output.
+func runStep(t *testing.T, script, event, goScript string) (outputs, goCalls, output string, err error) {
+	t.Helper()
+	bin := t.TempDir()
+	log := filepath.Join(bin, "args")
+	fake := "#!/bin/sh\necho \"$*\" >> " + log + "\n" + goScript
+	if err := os.WriteFile(filepath.Join(bin, "go"), []byte(fake), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bin, "shellcheck"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "github_output")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+bin+":"+os.Getenv("PATH"), "GITHUB_OUTPUT="+out, "EVENT="+event, "BASE=0123abc")
+	var combined strings.Builder
+	cmd.Stdout, cmd.Stderr = &combined, &combined
+	err = cmd.Run()
+	o, _ := os.ReadFile(out)
+	a, _ := os.ReadFile(log)
+	return string(o), strings.TrimSpace(string(a)), combined.String(), err
+}
+
+// TestTestStepRunsWhatThePullRequestCanChange runs the test job's go test
+// step: main runs every package (the README's command); a pull request
+// runs what tools/affectedtests prints, nothing when it prints nothing
+// (a bare go test would test the root package), and fails when it fails.
+func TestTestStepRunsWhatThePullRequestCanChange(t *testing.T) {
+	var script string
+	for _, s := range readWorkflow(t).Jobs["test"].Steps {
+		if strings.HasPrefix(s.Name, "go test") {
+			script = s.Run
+		}
+	}
+	if script == "" {
+		t.Fatal("the test job has no step named go test…")
+	}
+	// go: affectedtests prints $PKGS or fails with FAIL set; go test logs.
+	tests := []struct {
+		name, event, goScript, want string
+		fails                       bool
+	}{
+		{"push: every package", "push", "", "test -race -timeout 30m ./...", false},
+		{"a pull request: what it can change", "pull_request", "case $1 in run) echo m/a m/b;; esac\n",
+			"run ./tools/affectedtests 0123abc\ntest -race -timeout 30m m/a m/b", false},
+		{"a pull request that can change no test: no go test", "pull_request", "case $1 in run) echo;; esac\n",
+			"run ./tools/affectedtests 0123abc", false},
+		{"a pull request whose affectedtests fails: the step fails", "pull_request", "case $1 in run) echo m/a; exit 1;; esac\n",
+			"run ./tools/affectedtests 0123abc", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, calls, out, err := runStep(t, script, tt.event, tt.goScript)
+			if (err != nil) != tt.fails {
+				t.Errorf("step error %v, want failure %v; output:\n%s", err, tt.fails, out)
+			}
+			if calls != tt.want {
+				t.Errorf("go was called as\n%s\nwant\n%s", calls, tt.want)
+			}
+		})
 	}
 }
 
