@@ -18,59 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/testbed-dev/testbed/engine"
-	"github.com/testbed-dev/testbed/internal/images"
 )
-
-// buildMemo builds each image once per process, whichever service asks
-// first: e2e:all shares datastorage's image between seven environments.
-type buildMemo struct {
-	mu   sync.Mutex
-	runs map[string]*buildRun
-}
-
-type buildRun struct {
-	done chan struct{}
-	res  images.Built
-	err  error
-}
-
-// do runs build for name once; later callers wait for and share its result.
-// A failed or canceled build is not remembered, so a later caller retries.
-func (m *buildMemo) do(ctx context.Context, name string, build func() (images.Built, error)) (images.Built, bool, error) {
-	m.mu.Lock()
-	if m.runs == nil {
-		m.runs = map[string]*buildRun{}
-	}
-	if r, ok := m.runs[name]; ok {
-		m.mu.Unlock()
-		select {
-		case <-r.done:
-			if r.err == nil {
-				return r.res, true, nil
-			}
-			return m.do(ctx, name, build)
-		case <-ctx.Done():
-			return images.Built{}, false, ctx.Err()
-		}
-	}
-	r := &buildRun{done: make(chan struct{})}
-	m.runs[name] = r
-	m.mu.Unlock()
-	// Every path closes done, a panicking build too (the panic goes on to
-	// the engine, which makes it the step's error): the other callers
-	// would wait for it forever.
-	defer func() {
-		if r.err != nil {
-			m.mu.Lock()
-			delete(m.runs, name)
-			m.mu.Unlock()
-		}
-		close(r.done)
-	}()
-	r.err = fmt.Errorf("building %s panicked", name) // until build returns
-	r.res, r.err = build()
-	return r.res, false, r.err
-}
 
 // DefaultParallel is how many services e2e:all runs at once when
 // E2E_PARALLEL is unset: one per core, and one per 3 GiB of available
@@ -122,9 +70,7 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 	if parallel < 1 {
 		parallel = DefaultParallel()
 	}
-	if t.memo == nil {
-		t.memo = &buildMemo{}
-	}
+	t.initOnce()
 	ones, err := t.sharing(services)
 	if err != nil {
 		return nil, err
@@ -142,11 +88,9 @@ func (t *Testbed) All(ctx context.Context, parallel int, failFast bool) ([]Outco
 	t0 := time.Now()
 	ferr := eachService(ctx, services, parallel, func(ctx context.Context, i int, svc string, release func()) error {
 		var buf bytes.Buffer
-		tb := *t
-		tb.Out, tb.progress, tb.plain, tb.one, tb.suiteDone = &buf, pr.progress(svc), true, ones[svc], release
 		pr.line(svc, "▶ start")
-		res, err := tb.Run(ctx, svc, PartsE2E)
-		dir, _ := artifacts(tb.Opts, svc) // a topology's service: a valid name
+		res, err := t.run(ctx, svc, PartsE2E, runEnv{out: &buf, progress: pr.progress(svc), plain: true, one: ones[svc], suiteDone: release})
+		dir, _ := artifacts(t.Opts, svc) // a topology's service: a valid name
 		o := Outcome{Service: svc, Err: err, Artifacts: dir}
 		if res != nil {
 			o.Total = res.Total

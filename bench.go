@@ -44,10 +44,9 @@ func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error 
 			if err := k.DeleteNamespace(ctx, t.Topo.Namespace); err != nil {
 				return fmt.Errorf("resetting namespace %s: %w", t.Topo.Namespace, err)
 			}
-			tb := *t
-			tb.Opts.Mode = m
-			tb.Out = io.Discard
-			res, err := tb.Run(ctx, service, PartsDeploy)
+			o := t.Opts
+			o.Mode = m
+			res, err := t.variant(t.Topo, o, io.Discard).Run(ctx, service, PartsDeploy)
 			if err != nil {
 				return fmt.Errorf("run %d, mode %s: %w", i+1, m, err)
 			}
@@ -104,18 +103,18 @@ const benchTopology = "deploy/bench/topology.yaml"
 // scheduling; with Opts.Rebuild every run builds instead (bench:setup
 // heavy: builds that take as long as the origin's). Timelines go to E2E_ARTIFACTS/<service>/bench/<mode>-<run>/.
 func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
-	tb := *t
+	t.initOnce()
+	topo := t.Topo
 	if _, ok := t.Topo.Services[service]; !ok {
 		if bt, err := topology.Load(filepath.Join(t.Opts.Root, benchTopology), t.Opts.Root); err == nil && bt.Services[service] != nil {
-			tb.Topo = bt
+			topo = bt
 		}
 	}
-	if _, err := tb.Topo.Service(service); err != nil {
+	if _, err := topo.Service(service); err != nil {
 		return &InputError{err}
 	}
-	quiet := tb
-	quiet.Out = io.Discard
-	quiet.Opts.Warm = false // a fresh cluster per run: warm clusters are the column of their own
+	quiet := t.Opts
+	quiet.Warm = false // a fresh cluster per run: warm clusters are the column of their own
 	builds := "build cached"
 	if t.Opts.Rebuild {
 		// Every run builds, as when the code changed: what overlapping the
@@ -123,7 +122,7 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		builds = "every image rebuilt (E2E_REBUILD=1)"
 		fmt.Fprintf(t.Out, "bench:setup %s: every run rebuilds its images (E2E_REBUILD=1); a fresh cluster per run\n", service)
 	} else {
-		if _, err := quiet.Run(ctx, service, PartsBuild); err != nil {
+		if _, err := t.variant(topo, quiet, io.Discard).Run(ctx, service, PartsBuild); err != nil {
 			return fmt.Errorf("warm-up build: %w", err)
 		}
 		fmt.Fprintf(t.Out, "bench:setup %s: builds cached by a warm-up build; a fresh cluster per run\n", service)
@@ -134,11 +133,10 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	setup := Parts{Build: true, Create: true, Load: true, Deploy: true, Destroy: true}
 	for i := range n {
 		for _, m := range modes {
-			run := quiet.fresh()
-			run.Opts.Mode, run.Opts.KeepCluster, run.Opts.ReuseCluster = m, false, false
+			o := quiet
+			o.Mode, o.KeepCluster, o.ReuseCluster = m, false, false
 			var out bytes.Buffer
-			run.Out = &out
-			res, err := run.Run(ctx, service, setup)
+			res, err := t.variant(topo, o, &out).Run(ctx, service, setup)
 			base, aerr := artifacts(t.Opts, service)
 			dir := filepath.Join(base, "bench", fmt.Sprintf("%s-%d", m, i+1))
 			if res != nil && aerr == nil {
@@ -159,13 +157,12 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 		// an existing cluster before anything is made): a warm cluster made
 		// untimed, as cluster:warm makes it ahead of time, then the same
 		// setup claiming it.
-		warmer := quiet.fresh()
-		if err := warmer.Warm(ctx, service, 1); err != nil {
+		if err := t.variant(topo, quiet, io.Discard).Warm(ctx, service, 1); err != nil {
 			return fmt.Errorf("run %d, warming: %w", i+1, err)
 		}
-		run := quiet.fresh()
-		run.Opts.Mode, run.Opts.Warm = engine.Dataflow, true
-		res, err := run.Run(ctx, service, setup)
+		o := quiet
+		o.Mode, o.Warm = engine.Dataflow, true
+		res, err := t.variant(topo, o, io.Discard).Run(ctx, service, setup)
 		if err != nil {
 			return fmt.Errorf("run %d, warm: %w", i+1, err)
 		}
@@ -180,14 +177,16 @@ func (t *Testbed) BenchSetup(ctx context.Context, service string, n int) error {
 	return nil
 }
 
-// fresh is a copy of t for one bench run: with Opts.Rebuild it builds
-// its images itself rather than share what an earlier run of the process
-// built.
-func (t Testbed) fresh() Testbed {
-	if t.Opts.Rebuild {
-		t.memo = &buildMemo{}
+// variant is a Testbed for one of a bench's runs: t's commands and
+// process cache, with its own topology, options and output. With
+// opts.Rebuild it gets a cache of its own: it builds its images itself
+// rather than share what an earlier run of the process built.
+func (t *Testbed) variant(topo *topology.Topology, opts Options, out io.Writer) *Testbed {
+	once := t.once
+	if opts.Rebuild || once == nil {
+		once = &processOnce{}
 	}
-	return t
+	return &Testbed{Opts: opts, Topo: topo, Out: out, Commands: t.Commands, StepSummary: t.StepSummary, once: once}
 }
 
 // BenchSoak runs a service's full E2E n times back to back, each with a
@@ -221,11 +220,10 @@ func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
 		if err != nil {
 			return err
 		}
-		tb := *t
-		tb.Out = f
-		tb.Opts.Warm = false // a fresh cluster each
+		o := t.Opts
+		o.Warm = false // a fresh cluster each
 		t0 := time.Now()
-		res, err := tb.Run(ctx, service, PartsE2E)
+		res, err := t.variant(t.Topo, o, f).Run(ctx, service, PartsE2E)
 		f.Close()
 		total := time.Since(t0)
 		verdict := "passed"

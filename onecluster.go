@@ -90,8 +90,8 @@ func (t *Testbed) oneClusters(services []string) (map[string]*oneCluster, error)
 func (r *run) createOne(ctx context.Context, w io.Writer) error {
 	o := r.one
 	t0 := time.Now()
-	_, shared, err := r.memo.do(ctx, "one cluster\x00"+o.c.Name, func() (images.Built, error) {
-		return images.Built{}, r.makeOne(ctx, w)
+	_, shared, err := r.once.steps.do(ctx, "one cluster\x00"+o.c.Name, func() (struct{}, error) {
+		return struct{}{}, r.makeOne(ctx, w)
 	})
 	if err != nil {
 		return err
@@ -138,8 +138,8 @@ func (r *run) loadOne(name string, load func(context.Context, io.Writer) error) 
 		if err != nil {
 			return err
 		}
-		_, shared, err := r.memo.do(ctx, "load\x00"+r.one.c.Name+"\x00"+ref+"\x00"+id, func() (images.Built, error) {
-			return images.Built{}, load(ctx, w)
+		_, shared, err := r.once.steps.do(ctx, "load\x00"+r.one.c.Name+"\x00"+ref+"\x00"+id, func() (struct{}, error) {
+			return struct{}{}, load(ctx, w)
 		})
 		if shared {
 			fmt.Fprintf(w, "%s was loaded into %s by another service's run\n", ref, r.one.c.Name)

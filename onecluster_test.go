@@ -33,8 +33,8 @@ func TestOneClusterPlanSharesACluster(t *testing.T) {
 		}
 	}
 
-	tb.one = ones["gateway"]
-	p, r, err := tb.plan("gateway", PartsE2E, false)
+	one := ones["gateway"]
+	p, r, err := tb.plan("gateway", PartsE2E, runEnv{out: tb.Out, one: one})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +62,8 @@ func TestOneClusterPlanSharesACluster(t *testing.T) {
 	if !strings.HasPrefix(r.ns, "testbed-") || r.ns == "testbed" {
 		t.Errorf("namespace %q, want one of the run's own", r.ns)
 	}
-	if r.kubeconfig() != tb.one.c.Kubeconfig {
-		t.Errorf("kubeconfig %s, want the shared cluster's %s", r.kubeconfig(), tb.one.c.Kubeconfig)
+	if r.kubeconfig() != one.c.Kubeconfig {
+		t.Errorf("kubeconfig %s, want the shared cluster's %s", r.kubeconfig(), one.c.Kubeconfig)
 	}
 }
 

@@ -54,19 +54,19 @@ const (
 // (engine.Plan's Describe prints it, as plan:show does): Run builds and
 // runs it, and reports its timeline.
 func (t *Testbed) Plan(service string, parts Parts) (*engine.Plan, error) {
-	p, r, err := t.plan(service, parts, false)
+	p, r, err := t.plan(service, parts, runEnv{out: t.Out})
 	if r != nil {
 		r.close()
 	}
 	return p, err
 }
 
-// plan builds the plan; with warm, the plan of a warm cluster: built,
-// created, loaded, deployed, every component Ready, then paused. Each
+// plan builds the plan; with env.warming, the plan of a warm cluster:
+// built, created, loaded, deployed, every component Ready, then paused. Each
 // concern adds its steps in a method of planner, in this order (the
 // order of the steps in plan:show).
-func (t *Testbed) plan(service string, parts Parts, warm bool) (*engine.Plan, *run, error) {
-	b, err := t.newPlanner(service, parts, warm)
+func (t *Testbed) plan(service string, parts Parts, env runEnv) (*engine.Plan, *run, error) {
+	b, err := t.newPlanner(service, parts, env)
 	if err != nil {
 		return nil, nil, err
 	}

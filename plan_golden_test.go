@@ -30,9 +30,10 @@ func envDefaults(o Options) Options {
 	return o
 }
 
-func planWith(parts Parts, warm bool) func(*testing.T, *Testbed, string) (*engine.Plan, error) {
+func planWith(parts Parts, env runEnv) func(*testing.T, *Testbed, string) (*engine.Plan, error) {
 	return func(t *testing.T, tb *Testbed, service string) (*engine.Plan, error) {
-		p, r, err := tb.plan(service, parts, warm)
+		env.out = tb.Out
+		p, r, err := tb.plan(service, parts, env)
 		if r != nil {
 			r.close()
 		}
@@ -44,20 +45,19 @@ var planModes = []planMode{
 	{name: "fresh", opts: func(*testing.T) Options { o := envDefaults(Options{}); o.Warm = false; return o }},
 	{name: "keep", opts: func(*testing.T) Options { return envDefaults(Options{KeepCluster: true}) }},
 	{name: "reuse", opts: func(*testing.T) Options { return envDefaults(Options{ReuseCluster: true}) }},
-	{name: "deploy-only", opts: func(*testing.T) Options { return envDefaults(Options{}) }, plan: planWith(PartsDeploy, false)},
+	{name: "deploy-only", opts: func(*testing.T) Options { return envDefaults(Options{}) }, plan: planWith(PartsDeploy, runEnv{})},
 	{name: "one-cluster", opts: func(*testing.T) Options { return envDefaults(Options{}) }, plan: func(t *testing.T, tb *Testbed, service string) (*engine.Plan, error) {
 		ones, err := tb.sharing(tb.Topo.ServiceNames())
 		if err != nil {
 			return nil, err
 		}
-		tb.one = ones[service]
-		if tb.one == nil {
+		if ones[service] == nil {
 			t.Fatalf("%s shares no cluster", service)
 		}
-		return planWith(PartsE2E, false)(t, tb, service)
+		return planWith(PartsE2E, runEnv{one: ones[service]})(t, tb, service)
 	}},
 	{name: "warm-claim", opts: func(*testing.T) Options { return envDefaults(Options{}) }},
-	{name: "warming", opts: func(*testing.T) Options { return envDefaults(Options{}) }, plan: planWith(partsWarm, true)},
+	{name: "warming", opts: func(*testing.T) Options { return envDefaults(Options{}) }, plan: planWith(partsWarm, runEnv{warming: true})},
 	{name: "local-registry", opts: func(*testing.T) Options { return envDefaults(Options{LocalRegistry: true}) }},
 	{name: "registry", opts: func(*testing.T) Options {
 		return envDefaults(Options{Registry: "registry.example.com/team", Tag: "v1"})
@@ -81,7 +81,7 @@ func TestPlanGolden(t *testing.T) {
 			for _, svc := range tb.Topo.ServiceNames() {
 				build := m.plan
 				if build == nil {
-					build = planWith(PartsE2E, false)
+					build = planWith(PartsE2E, runEnv{})
 				}
 				p, err := build(t, tb, svc)
 				if err != nil {

@@ -147,7 +147,7 @@ func stepNames(p *engine.Plan) (steps, finally []string) {
 
 func TestRegistryModeBuildsAndLoadsNothingOfOurs(t *testing.T) {
 	tb := testbedForTest(t, Options{Registry: "registry.example.com/team", Tag: "v1.2.3"})
-	p, r, err := tb.plan("gateway", PartsE2E, false)
+	p, r, err := tb.plan("gateway", PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func containerImages(objs []kube.Object, deployment string) []string {
 func TestComponentsSharingABaseRenderTheirOwnImages(t *testing.T) {
 	tb := fixture(t, "sharedbase")
 	topo := tb.Topo
-	_, r, err := tb.plan("both", PartsE2E, false)
+	_, r, err := tb.plan("both", PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestDockerClientIsMadeOutsideTheRunsLock(t *testing.T) {
 	}()
 	t.Setenv("DOCKER_HOST", "tcp://"+l.Addr().String())
 	tb := testbedForTest(t, Options{})
-	_, r, err := tb.plan("datastorage", PartsE2E, false)
+	_, r, err := tb.plan("datastorage", PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestHintsNameTheCommandLayersCommands(t *testing.T) {
 // timed out (cluster:warm all, 2026-11-29).
 func TestWarmPauseWaitsForEveryStep(t *testing.T) {
 	tb := testbedForTest(t, Options{})
-	p, r, err := tb.plan("holmesgpt-api", partsWarm, true)
+	p, r, err := tb.plan("holmesgpt-api", partsWarm, runEnv{out: tb.Out, warming: true})
 	if err != nil {
 		t.Fatal(err)
 	}

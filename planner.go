@@ -29,12 +29,12 @@ type planner struct {
 	clusterStep, importClass string
 }
 
-func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planner, error) {
+func (t *Testbed) newPlanner(service string, parts Parts, env runEnv) (*planner, error) {
 	svc, err := t.Topo.Service(service)
 	if err != nil {
 		return nil, &InputError{err}
 	}
-	src, err := t.chooseSource(parts, warming)
+	src, err := t.chooseSource(parts, env)
 	if err != nil {
 		return nil, err
 	}
@@ -42,11 +42,11 @@ func (t *Testbed) newPlanner(service string, parts Parts, warming bool) (*planne
 	if err != nil {
 		return nil, err
 	}
-	memo := t.memo
-	if memo == nil {
-		memo = &buildMemo{}
+	once := t.once
+	if once == nil { // a Testbed not made by New
+		once = &processOnce{}
 	}
-	r := &run{tb: t, cfg: t.Opts, memo: memo, topo: t.Topo, name: service, svc: svc, scope: t.scope(), ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, source: src}
+	r := &run{tb: t, env: env, cfg: t.Opts, once: once, topo: t.Topo, name: service, svc: svc, scope: t.scope(), ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, source: src}
 	if err := src.prepare(r); err != nil {
 		return nil, err
 	}
@@ -142,7 +142,7 @@ func (b *planner) addSuite(gate []string) {
 		gate = append(gate, stepPorts)
 	}
 	suite := r.suite
-	if done := b.t.suiteDone; done != nil {
+	if done := b.r.env.suiteDone; done != nil {
 		suite = func(ctx context.Context, w io.Writer) error {
 			defer done()
 			return r.suite(ctx, w)

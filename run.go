@@ -19,8 +19,9 @@ import (
 // run is the state the steps of one plan share.
 type run struct {
 	tb      *Testbed
+	env     runEnv
 	cfg     Options
-	memo    *buildMemo
+	once    *processOnce
 	topo    *topology.Topology
 	name    string
 	svc     *topology.Service

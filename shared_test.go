@@ -33,7 +33,7 @@ users: [{name: me, user: {token: t}}]
 
 func TestExistingClusterPlanCreatesLoadsAndDeletesNoCluster(t *testing.T) {
 	tb := testbedForTest(t, Options{Existing: sharedKubeconfig(t), Registry: "registry.example.com/team", Tag: "v1"})
-	p, r, err := tb.plan("gateway", PartsE2E, false)
+	p, r, err := tb.plan("gateway", PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestExistingClusterPlanCreatesLoadsAndDeletesNoCluster(t *testing.T) {
 	if !regexp.MustCompile(`^testbed-[a-z0-9]{5}$`).MatchString(r.ns) {
 		t.Errorf("namespace %q, want testbed-<5 random>", r.ns)
 	}
-	_, r2, err := tb.plan("gateway", PartsE2E, false)
+	_, r2, err := tb.plan("gateway", PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestExistingClusterPlanCreatesLoadsAndDeletesNoCluster(t *testing.T) {
 		t.Errorf("two runs got the namespace %s", r.ns)
 	}
 	// deploy:parallel keeps what it deployed.
-	p, r, err = tb.plan("gateway", PartsDeploy, false)
+	p, r, err = tb.plan("gateway", PartsDeploy, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +104,7 @@ func TestExistingClusterRefusesWhatItCannotDo(t *testing.T) {
 		}
 	}
 	tb := testbedForTest(t, Options{Existing: kc, Registry: "r", Tag: "t"})
-	if _, _, err := tb.plan("gateway", partsWarm, true); !errors.Is(err, ErrInput) {
+	if _, _, err := tb.plan("gateway", partsWarm, runEnv{out: tb.Out, warming: true}); !errors.Is(err, ErrInput) {
 		t.Errorf("warming on an existing cluster: %v, want bad input", err)
 	}
 }

@@ -66,16 +66,16 @@ type stepFunc = func(context.Context, io.Writer) error
 
 // chooseSource picks where the run's cluster comes from (the table
 // above) and refuses options that contradict each other there.
-func (t *Testbed) chooseSource(parts Parts, warming bool) (clusterSource, error) {
+func (t *Testbed) chooseSource(parts Parts, env runEnv) (clusterSource, error) {
 	if err := t.Opts.Check(); err != nil {
 		return nil, err
 	}
-	existing := t.Opts.Existing != ""
+	existing, warming := t.Opts.Existing != "", env.warming
 	switch {
-	case warming && (existing || t.one != nil):
+	case warming && (existing || env.one != nil):
 		return nil, &InputError{errors.New("E2E_EXISTING_KUBECONFIG: warm clusters are kind clusters testbed makes; unset it to warm")}
-	case t.one != nil:
-		return &oneSource{one: t.one}, nil
+	case env.one != nil:
+		return &oneSource{one: env.one}, nil
 	case existing:
 		return &existingSource{}, nil
 	case warming:

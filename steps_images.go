@@ -33,7 +33,7 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 			return err
 		}
 		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild, Cover: r.cfg.Coverage, Compiled: settled}
-		res, shared, err := r.memo.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
+		res, shared, err := r.once.images.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
 		if err != nil {
 			return err
 		}
@@ -66,7 +66,7 @@ func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
 			return err
 		}
 		base := r.baseNodeImage()
-		baked, _, err := r.memo.do(ctx, "bake\x00"+base+"\x00"+strings.Join(refs, "\x00"), func() (images.Built, error) {
+		baked, _, err := r.once.images.do(ctx, "bake\x00"+base+"\x00"+strings.Join(refs, "\x00"), func() (images.Built, error) {
 			b, err := r.scope.BakeNodeImage(ctx, d, base, refs, w)
 			return images.Built{Ref: b.Ref}, err
 		})

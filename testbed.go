@@ -38,16 +38,24 @@ type Testbed struct {
 	// testbed's own tests write nothing into a CI job's summary.
 	StepSummary string
 
-	memo *buildMemo // shared by the runs of one process
+	once *processOnce // what the runs of one process do once between them
+}
+
+// runEnv is what one run is given besides its Testbed: where its output
+// goes and how it is framed, whether it warms a cluster, and in e2e:all
+// the cluster it shares and what to call when its suite ends. Run gives
+// its run the Testbed's output; All, Warm and the benches give each of
+// theirs its own.
+type runEnv struct {
+	out      io.Writer
+	progress io.Writer // a line per step start and end (e2e:all's live view)
+	plain    bool      // steps without ::group:: (e2e:all groups whole services)
+	warming  bool      // the plan of a warm cluster: made, deployed, paused
 	// one is the cluster e2e:all runs this service on with others.
 	one *oneCluster
 	// suiteDone is called when the service's suite ends: e2e:all then
 	// starts the next service while this one's teardown runs.
 	suiteDone func()
-	// progress gets a line per step start and end (e2e:all's live view).
-	progress io.Writer
-	// plain frames steps without ::group:: (e2e:all groups whole services).
-	plain bool
 }
 
 // Commands are the command lines (with %s for the service) a message
@@ -77,7 +85,7 @@ func (t *Testbed) hint(err error, service string) error {
 // New returns a Testbed of the topology with the options. It reads no
 // environment variable: a command layer fills opts with OptionsFromEnv.
 func New(topo *topology.Topology, opts Options) *Testbed {
-	return &Testbed{Opts: opts, Topo: topo, Out: os.Stderr, memo: &buildMemo{}}
+	return &Testbed{Opts: opts, Topo: topo, Out: os.Stderr, once: &processOnce{}}
 }
 
 // Load returns a Testbed of the topology file opts.Topology names, its
@@ -96,14 +104,14 @@ func (t *Testbed) scope() cluster.Scope { return cluster.Scope(t.Topo.Name) }
 
 // style picks the output framing: GitHub Actions groups, a live status line
 // on a terminal, plain lines otherwise.
-func (t *Testbed) style() engine.Style {
-	if t.plain {
+func (env runEnv) style() engine.Style {
+	if env.plain {
 		return engine.Plain
 	}
 	if os.Getenv("GITHUB_ACTIONS") == "true" {
 		return engine.GitHub
 	}
-	if f, ok := t.Out.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
+	if f, ok := env.out.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
 		return engine.Live
 	}
 	return engine.Plain
@@ -112,12 +120,18 @@ func (t *Testbed) style() engine.Style {
 // Run runs the parts of a service's E2E environment, prints the timeline,
 // and writes it under E2E_ARTIFACTS/<service>.
 func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine.Result, error) {
-	p, r, err := t.plan(service, parts, false)
+	return t.run(ctx, service, parts, runEnv{out: t.Out})
+}
+
+// run is Run with the run's own output and framing.
+func (t *Testbed) run(ctx context.Context, service string, parts Parts, env runEnv) (*engine.Result, error) {
+	p, r, err := t.plan(service, parts, env)
 	if err != nil {
 		return nil, err
 	}
 	defer r.close()
-	fmt.Fprintf(t.Out, "testbed: %s, mode %s, %s\n", service, t.Opts.Mode, r.source.describe(r))
+	out := env.out
+	fmt.Fprintf(out, "testbed: %s, mode %s, %s\n", service, t.Opts.Mode, r.source.describe(r))
 	// The timeline is written before each teardown step too: killed while
 	// deleting its cluster, a run still leaves it.
 	dir, err := artifacts(r.cfg, r.name)
@@ -125,28 +139,28 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		return nil, &InputError{err}
 	}
 	checkpoint := func(res *engine.Result) { res.Save(dir) }
-	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: t.Out, Style: t.style(), Progress: t.progress, Checkpoint: checkpoint})
+	res, err := engine.Run(ctx, p, engine.Options{Mode: t.Opts.Mode, Out: out, Style: env.style(), Progress: env.progress, Checkpoint: checkpoint})
 	if res == nil {
 		return nil, err
 	}
-	fmt.Fprintln(t.Out)
-	res.WriteGantt(t.Out)
+	fmt.Fprintln(out)
+	res.WriteGantt(out)
 	if paths, serr := res.Save(dir); serr != nil {
 		err = errors.Join(err, serr)
 	} else {
-		fmt.Fprintf(t.Out, "  timeline: %s\n", paths[0])
+		fmt.Fprintf(out, "  timeline: %s\n", paths[0])
 	}
 	if !r.source.sharedCluster() && (parts.Create || parts.Deploy) {
 		// Whatever is left now is left on purpose: kept, or not this run's.
 		if ok, _ := r.cluster.Exists(context.WithoutCancel(ctx)); ok {
-			fmt.Fprintf(t.Out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)
+			fmt.Fprintf(out, "  cluster %s is left running (kubeconfig %s)", r.cluster.Name, r.cluster.Kubeconfig)
 			switch {
 			case !r.cluster.Made():
-				fmt.Fprint(t.Out, "; testbed did not make it, so it stays yours to delete")
+				fmt.Fprint(out, "; testbed did not make it, so it stays yours to delete")
 			case t.Commands.Delete != "":
-				fmt.Fprintf(t.Out, "; delete it with: "+t.Commands.Delete, service)
+				fmt.Fprintf(out, "; delete it with: "+t.Commands.Delete, service)
 			}
-			fmt.Fprintln(t.Out)
+			fmt.Fprintln(out)
 		}
 	}
 	if t.StepSummary != "" {
@@ -156,13 +170,13 @@ func (t *Testbed) Run(ctx context.Context, service string, parts Parts) (*engine
 		}
 	}
 	if setup, suite, ok := suiteTimes(res, service); ok {
-		fmt.Fprintf(t.Out, "  setup %s (until the suite started), suite %s\n", setup.Round(100*time.Millisecond), suite.Round(100*time.Millisecond))
+		fmt.Fprintf(out, "  setup %s (until the suite started), suite %s\n", setup.Round(100*time.Millisecond), suite.Round(100*time.Millisecond))
 	}
 	verdict := "passed"
 	if err != nil {
 		verdict = "FAILED"
 	}
-	fmt.Fprintf(t.Out, "testbed: %s %s in %s\n", service, verdict, res.Total.Round(100*time.Millisecond))
+	fmt.Fprintf(out, "testbed: %s %s in %s\n", service, verdict, res.Total.Round(100*time.Millisecond))
 	return res, err
 }
 

@@ -37,9 +37,7 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 	if n < 1 {
 		return &InputError{fmt.Errorf("%d warm clusters: ask for at least 1", n)}
 	}
-	if t.memo == nil {
-		t.memo = &buildMemo{}
-	}
+	t.initOnce()
 	parallel := t.Opts.Parallel
 	if parallel < 1 {
 		parallel = DefaultParallel()
@@ -54,15 +52,14 @@ func (t *Testbed) Warm(ctx context.Context, service string, n int) error {
 			label := fmt.Sprintf("%s#%d", svc, i+1)
 			g.Go(func() error {
 				var buf bytes.Buffer
-				tb := *t
-				tb.Out, tb.progress, tb.plain = &buf, pr.progress(label), true
-				p, r, err := tb.plan(svc, partsWarm, true)
+				env := runEnv{out: &buf, progress: pr.progress(label), plain: true, warming: true}
+				p, r, err := t.plan(svc, partsWarm, env)
 				if err != nil {
 					return err
 				}
 				defer r.close()
 				pr.line(label, "▶ start")
-				res, err := engine.Run(gctx, p, engine.Options{Mode: t.Opts.Mode, Out: &buf, Style: engine.Plain, Progress: tb.progress})
+				res, err := engine.Run(gctx, p, engine.Options{Mode: t.Opts.Mode, Out: &buf, Style: engine.Plain, Progress: env.progress})
 				var total time.Duration
 				if res != nil {
 					total = res.Total

@@ -34,7 +34,7 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 	// Its build steps never run here: its compile stays pending, which a
 	// stale warm cluster must not wait for (the run would lose the overlap
 	// of its cluster's creation with its builds).
-	_, r, err := tb.plan(service, PartsE2E, false)
+	_, r, err := tb.plan(service, PartsE2E, runEnv{out: tb.Out})
 	if err != nil {
 		t.Fatal(err)
 	}
