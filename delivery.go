@@ -80,6 +80,14 @@ func addPointNodes(b *planner, needs ...string) {
 	b.add(engine.Step{Name: stepRegistryHosts, Needs: append([]string{b.clusterStep}, needs...), Phase: engine.PhaseCluster, Run: b.r.configureRegistry})
 }
 
+// nodesPullFromLocal reports whether the nodes of a cluster testbed makes
+// are set to pull from its local registry (E2E_REGISTRY=local, or
+// IMAGE_REGISTRY naming that registry): the cluster's containerd
+// configuration, and so part of its reuse hash.
+func (o Options) nodesPullFromLocal() bool {
+	return o.LocalRegistry || o.Registry == registry.Host
+}
+
 // nodesPullFromLocal reports whether the run's nodes pull from testbed's
 // registry.
 func (b *planner) nodesPullFromLocal() bool {
@@ -87,7 +95,7 @@ func (b *planner) nodesPullFromLocal() bool {
 	case localRegistry:
 		return true
 	case fromRegistry:
-		return b.t.Opts.Registry == registry.Host && (b.parts.Load || b.parts.Deploy) && !b.src.sharedCluster()
+		return b.t.Opts.nodesPullFromLocal() && (b.parts.Load || b.parts.Deploy) && !b.src.sharedCluster()
 	}
 	return false
 }

@@ -25,7 +25,7 @@ func TestDiagnoseNothingBeforeTheRunHasACluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A run on an existing cluster whose connect step never ran.
-	r := &run{cfg: cfg, name: "gateway", shared: &sharedCluster{kubeconfig: filepath.Join(t.TempDir(), "not-yet-written")}}
+	r := &run{cfg: cfg, name: "gateway", existing: &existingCluster{kubeconfig: filepath.Join(t.TempDir(), "not-yet-written")}}
 	var out bytes.Buffer
 	if err := r.diagnose(context.Background(), &out); err != nil {
 		t.Errorf("diagnose: %v", err)

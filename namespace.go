@@ -11,7 +11,7 @@ import (
 // source (source.go):
 //   - ownNamespace: the topology's namespace on the run's own kind
 //     cluster, taken as it is; services keep their node ports.
-//   - *sharedCluster (shared.go): a run namespace of its own on a cluster
+//   - *runNamespace (namespace_run.go): a namespace of its own on a cluster
 //     others use (an existing one, or e2e:all's one cluster): created,
 //     never taken over; its own copies of cluster-scoped objects; node
 //     ports given up for port-forwards; released at the end.

@@ -39,9 +39,9 @@ type onceCall[V any] struct {
 	err  error
 }
 
-// do runs fn for key once; later callers wait for its result and share it
-// (shared is true for them).
-func (m *onceMap[V]) do(ctx context.Context, key string, fn func() (V, error)) (v V, shared bool, err error) {
+// do runs fn for key once; later callers wait for its result and get it
+// too (reused is true for them).
+func (m *onceMap[V]) do(ctx context.Context, key string, fn func() (V, error)) (v V, reused bool, err error) {
 	m.mu.Lock()
 	if m.calls == nil {
 		m.calls = map[string]*onceCall[V]{}

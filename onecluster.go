@@ -11,7 +11,6 @@ import (
 
 	"github.com/testbed-dev/testbed/internal/cluster"
 	"github.com/testbed-dev/testbed/internal/images"
-	"github.com/testbed-dev/testbed/internal/kube"
 	"github.com/testbed-dev/testbed/topology"
 )
 
@@ -19,7 +18,7 @@ import (
 // (E2E_ONE_CLUSTER=1): one kind create, one CoreDNS, one load of each
 // image, instead of one of each per service. The first run that needs it
 // makes it; the others wait for it. Each service then runs as on an
-// existing cluster (see sharedCluster): a namespace of its own, its own
+// existing cluster (see runNamespace): a namespace of its own, its own
 // copies of cluster-scoped objects but CRDs, no node ports, the suite
 // reaching its ports through port-forwards; its namespace is deleted when
 // its suite ends. All deletes the cluster when every service is done.
@@ -90,13 +89,13 @@ func (t *Testbed) oneClusters(services []string) (map[string]*oneCluster, error)
 func (r *run) createOne(ctx context.Context, w io.Writer) error {
 	o := r.one
 	t0 := time.Now()
-	_, shared, err := r.once.steps.do(ctx, "one cluster\x00"+o.c.Name, func() (struct{}, error) {
+	_, reused, err := r.once.steps.do(ctx, "one cluster\x00"+o.c.Name, func() (struct{}, error) {
 		return struct{}{}, r.makeOne(ctx, w)
 	})
 	if err != nil {
 		return err
 	}
-	if shared {
+	if reused {
 		fmt.Fprintf(w, "cluster %s was made by another service's run (waited %s)\n", o.c.Name, time.Since(t0).Round(100*time.Millisecond))
 	}
 	k, err := r.kubeClient()
@@ -138,10 +137,10 @@ func (r *run) loadOne(name string, load func(context.Context, io.Writer) error) 
 		if err != nil {
 			return err
 		}
-		_, shared, err := r.once.steps.do(ctx, "load\x00"+r.one.c.Name+"\x00"+ref+"\x00"+id, func() (struct{}, error) {
+		_, reused, err := r.once.steps.do(ctx, "load\x00"+r.one.c.Name+"\x00"+ref+"\x00"+id, func() (struct{}, error) {
 			return struct{}{}, load(ctx, w)
 		})
-		if shared {
+		if reused {
 			fmt.Fprintf(w, "%s was loaded into %s by another service's run\n", ref, r.one.c.Name)
 		}
 		return err
@@ -164,14 +163,6 @@ func (t *Testbed) deleteOnes(ctx context.Context, ones map[string]*oneCluster) e
 		errs = append(errs, o.c.Delete(ctx, t.Out))
 	}
 	return errors.Join(errs...)
-}
-
-// sharedOne is the run's view of the shared cluster: as an existing one,
-// through the cluster's own kubeconfig, which the run does not remove
-// (its dir is empty). The existing cluster's source, context and server
-// name a user's kubeconfig; this run prints the cluster's name instead.
-func sharedOne(o *oneCluster) *sharedCluster {
-	return &sharedCluster{kubeconfig: o.c.Kubeconfig, nodePorts: map[int32]kube.ServicePort{}}
 }
 
 // sharing maps the services e2e:all runs on a shared cluster to it: every

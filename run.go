@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"io"
 	"sync"
 	"sync/atomic"
 
@@ -18,18 +19,19 @@ import (
 
 // run is the state the steps of one plan share.
 type run struct {
-	tb      *Testbed
-	env     runEnv
-	cfg     Options
-	once    *processOnce
-	topo    *topology.Topology
-	name    string
-	svc     *topology.Service
-	scope   cluster.Scope
-	cluster *cluster.Cluster // nil on a shared cluster
-	ns      string           // the namespace the components run in
-	shared  *sharedCluster   // set on a cluster testbed did not make, or shares (one)
-	one     *oneCluster      // set on the cluster e2e:all shares between services
+	tb       *Testbed
+	env      runEnv
+	cfg      Options
+	once     *processOnce
+	topo     *topology.Topology
+	name     string
+	svc      *topology.Service
+	scope    cluster.Scope
+	cluster  *cluster.Cluster // nil on a shared cluster
+	ns       string           // the namespace the components run in
+	existing *existingCluster // set on a cluster testbed did not make
+	runNS    *runNamespace    // set on a cluster others use too (existing, one)
+	one      *oneCluster      // set on the cluster e2e:all shares between services
 
 	// made is set once this run started kind for its cluster: only then
 	// does the run delete the cluster at its end.
@@ -108,8 +110,8 @@ func (r *run) kubeClient() (*kube.Client, error) {
 		if err != nil {
 			return nil, err
 		}
-		// On a cluster testbed did not make, what others made is left.
-		k.LeaveOthers = r.shared != nil
+		// On a cluster others use too, what others made is left.
+		k.LeaveOthers = r.runNS != nil
 		k.Manager = kube.ManagerFor(r.topo.Name)
 		r.kube = k
 	}
@@ -117,10 +119,10 @@ func (r *run) kubeClient() (*kube.Client, error) {
 }
 
 // kubeconfig is the file of the run's cluster: the kind cluster's own, or
-// the one context of a shared cluster.
+// the one context of an existing cluster.
 func (r *run) kubeconfig() string {
-	if r.shared != nil {
-		return r.shared.kubeconfig
+	if r.existing != nil {
+		return r.existing.kubeconfig
 	}
 	return r.cluster.Kubeconfig
 }
@@ -148,7 +150,10 @@ func (r *run) close() {
 	if r.docker != nil {
 		r.docker.Close()
 	}
-	if r.shared != nil {
-		r.shared.close()
+	if r.runNS != nil {
+		r.runNS.stopForwards(io.Discard)
+	}
+	if r.existing != nil {
+		r.existing.close()
 	}
 }

@@ -12,9 +12,8 @@ import (
 type oneSource struct{ one *oneCluster }
 
 func (s *oneSource) prepare(r *run) error {
-	r.cluster, r.one, r.shared = s.one.c, s.one, sharedOne(s.one)
-	r.namespace = r.shared
-	r.ns = runNamespace(r.topo.Namespace)
+	r.cluster, r.one, r.runNS = s.one.c, s.one, newRunNamespace()
+	r.namespace, r.ns = r.runNS, runNamespaceName(r.topo.Namespace)
 	return nil
 }
 

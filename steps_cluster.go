@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/cluster"
-	"github.com/testbed-dev/testbed/internal/registry"
 )
 
 // The steps that give a run its cluster: create (or reuse), its ports and
@@ -61,7 +60,7 @@ func (r *run) makeCluster(ctx context.Context, w io.Writer, name string, anyHost
 	r.mu.Lock()
 	r.cluster = c
 	r.mu.Unlock()
-	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: anyHostPorts, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.LocalRegistry || r.cfg.Registry == registry.Host}, w)
+	got, err := c.Create(ctx, cluster.CreateOptions{NodeImage: r.nodeImage(), Ports: r.svc.Ports, Service: r.name, Reuse: r.cfg.ReuseCluster, AnyHostPorts: anyHostPorts, Shape: r.topo.ClusterOf(r.svc), Registry: r.cfg.nodesPullFromLocal()}, w)
 	if got == cluster.Made {
 		r.made.Store(true)
 	}
@@ -101,7 +100,7 @@ func (r *run) shape(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("node image %s: %w", node, err)
 	}
-	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.LocalRegistry || r.cfg.Registry == registry.Host), r.topo.Namespace, r.name, cluster.PauseProtocol}, "\x00")))
+	sum := sha256.Sum256([]byte(strings.Join([]string{img.ID, cluster.ConfigHash(r.svc.Ports, true, r.topo.ClusterOf(r.svc), r.cfg.nodesPullFromLocal()), r.topo.Namespace, r.name, cluster.PauseProtocol}, "\x00")))
 	return hex.EncodeToString(sum[:12]), nil
 }
 

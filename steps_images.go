@@ -33,12 +33,12 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 			return err
 		}
 		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild, Cover: r.cfg.Coverage, Compiled: settled}
-		res, shared, err := r.once.images.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
+		res, reused, err := r.once.images.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
 		if err != nil {
 			return err
 		}
-		if shared {
-			fmt.Fprintf(w, "shared: %s was built earlier in this run\n", res.Ref)
+		if reused {
+			fmt.Fprintf(w, "%s was built earlier in this process (another service's run)\n", res.Ref)
 		}
 		r.setImage(name, res.Ref, res.ID)
 		return nil

@@ -37,7 +37,7 @@ func TestExistingClusterPlanCreatesLoadsAndDeletesNoCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := r.shared.dir
+	dir := r.existing.dir
 	r.close()
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the run's kubeconfig directory %s is left after close: %v", dir, err)
@@ -51,7 +51,7 @@ func TestExistingClusterPlanCreatesLoadsAndDeletesNoCluster(t *testing.T) {
 	if !slices.Equal(finally, []string{stepDiagnose, stepRelease}) {
 		t.Errorf("finally %v, want diagnostics, then the namespace released (and no cluster deleted)", finally)
 	}
-	if got := needsOf(p, "prepare namespace"); !slices.Equal(got, []string{stepShared}) {
+	if got := needsOf(p, "prepare namespace"); !slices.Equal(got, []string{stepExisting}) {
 		t.Errorf("prepare namespace needs %v", got)
 	}
 	if got := needsOf(p, "apply gateway"); !slices.Equal(got, []string{"prepare namespace", "check registry images", "ready crds", "ready redis", "ready datastorage"}) {
@@ -115,7 +115,7 @@ func TestExistingClusterRefusesWhatItCannotDo(t *testing.T) {
 // longer hold it.
 func TestSharedKubeconfigCopyGoesOnASecondInterrupt(t *testing.T) {
 	src := sharedKubeconfig(t)
-	s, err := openShared(Options{Existing: src, Registry: "registry.example", Tag: "t"})
+	s, err := openExisting(Options{Existing: src, Registry: "registry.example", Tag: "t"})
 	if err != nil {
 		t.Fatal(err)
 	}

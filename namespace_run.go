@@ -6,38 +6,25 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
 
-	"github.com/testbed-dev/testbed/internal/atexit"
 	"github.com/testbed-dev/testbed/internal/kube"
 )
 
-// A shared cluster is one testbed did not make (E2E_EXISTING_KUBECONFIG):
-// a team's cluster, reached through a context of the user's kubeconfig.
-// testbed creates and deletes no cluster there and changes nothing it did
-// not make. Each run has its own namespace, <namespace>-<random>, and its
-// own copies of the cluster-scoped objects other than CRDs; CRDs are
-// applied when absent or testbed's, left as they are when someone else
-// made them, and never deleted. Services lose their node ports (a node port is the cluster's,
-// and two runs would ask for the same one): the suite reaches each port
-// of the topology through a port-forward on 127.0.0.1 instead, under the
-// same E2E_<PORT>_URL. At the end the namespace, the run's own copies and
-// the port-forwards go (E2E_KEEP_CLUSTER=1 keeps the namespace and its
-// copies). Images come from a registry (IMAGE_REGISTRY, IMAGE_TAG).
-type sharedCluster struct {
-	source  string // the user's kubeconfig file
-	context string // its context the run uses
-	server  string // that context's API server
-	dir     string // holds kubeconfig, removed at the end
-	// kubeconfig holds only that context: the run's and the suite's.
-	kubeconfig string
-	unregister func() // of the exit cleanup that removes dir
-
+// runNamespace is a namespace of the run's own on a cluster others use
+// too (an existing cluster, or e2e:all's one cluster): <namespace>-<random>,
+// created, never taken over. The run has its own copies of the
+// cluster-scoped objects other than CRDs; CRDs are applied when absent or
+// testbed's, left as they are when someone else made them, and never
+// deleted. Services lose their node ports (a node port is the cluster's,
+// and two runs would ask for the same one): the suite reaches each port of
+// the topology through a port-forward on 127.0.0.1 instead, under the same
+// E2E_<PORT>_URL. At the end the namespace, the run's own copies and the
+// port-forwards go (E2E_KEEP_CLUSTER=1 keeps the namespace and its copies).
+type runNamespace struct {
 	mu        sync.Mutex
 	made      bool                       // the run created its namespace
 	own       []kube.Object              // its own copies of cluster-scoped objects
@@ -46,33 +33,17 @@ type sharedCluster struct {
 }
 
 const (
-	stepShared  = "connect existing cluster"
 	stepForward = "forward ports"
 	stepRelease = "release namespace"
 )
 
-// openShared writes the one-context kubeconfig a run on an existing
-// cluster uses (Options.Check has refused what cannot run there).
-func openShared(o Options) (*sharedCluster, error) {
-	dir, err := os.MkdirTemp("", "testbed-shared-")
-	if err != nil {
-		return nil, err
-	}
-	s := &sharedCluster{source: o.Existing, dir: dir, kubeconfig: filepath.Join(dir, "kubeconfig"), nodePorts: map[int32]kube.ServicePort{}}
-	s.context, s.server, err = kube.WriteContext(o.Existing, o.Context, s.kubeconfig)
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, &InputError{fmt.Errorf("E2E_EXISTING_KUBECONFIG: %w", err)}
-	}
-	// The copy holds the user's credentials: a second Ctrl-C, which exits
-	// before close runs, removes it too.
-	s.unregister = atexit.Register(func() { os.RemoveAll(dir) })
-	return s, nil
+func newRunNamespace() *runNamespace {
+	return &runNamespace{nodePorts: map[int32]kube.ServicePort{}}
 }
 
-// runNamespace is a namespace of its own for a run on a shared cluster:
+// runNamespaceName is the name of a run namespace:
 // base-<5 random letters or digits>, at most 63 characters.
-func runNamespace(base string) string {
+func runNamespaceName(base string) string {
 	const alphabet = "bcdfghjklmnpqrstvwxz2456789" // no vowels: no words
 	b := make([]byte, 5)
 	rand.Read(b)
@@ -85,23 +56,8 @@ func runNamespace(base string) string {
 	return base + "-" + string(b)
 }
 
-// connectShared waits for the shared cluster's API server.
-func (r *run) connectShared(ctx context.Context, w io.Writer) error {
-	k, err := r.kubeClient()
-	if err != nil {
-		return err
-	}
-	t0 := time.Now()
-	if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
-		return fmt.Errorf("context %s of %s (%s): %w", r.shared.context, r.shared.source, r.shared.server, err)
-	}
-	fmt.Fprintf(w, "using existing cluster: context %s of %s, API server %s (answered in %s); namespace %s\n",
-		r.shared.context, r.shared.source, r.shared.server, time.Since(t0).Round(time.Millisecond), r.ns)
-	return nil
-}
-
 // create makes the run's namespace: created, never taken over.
-func (s *sharedCluster) create(ctx context.Context, k *kube.Client, ns string) error {
+func (s *runNamespace) create(ctx context.Context, k *kube.Client, ns string) error {
 	if err := k.CreateNamespace(ctx, ns, map[string]string{"app.kubernetes.io/managed-by": kube.FieldManager, kube.RunLabel: ns}); err != nil {
 		return err
 	}
@@ -113,20 +69,20 @@ func (s *sharedCluster) create(ctx context.Context, k *kube.Client, ns string) e
 
 // portService is the Service that had the node port before isolate took
 // it away.
-func (s *sharedCluster) portService(nodePort int) (string, bool) {
+func (s *runNamespace) portService(nodePort int) (string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	svc := s.nodePorts[int32(nodePort)].Service
 	return svc, svc != ""
 }
 
-func (s *sharedCluster) portVia(nodePort int) string {
+func (s *runNamespace) portVia(nodePort int) string {
 	return "a port-forward to the Service that had NodePort " + strconv.Itoa(nodePort)
 }
 
-// isolate makes a component's rendered objects the run's own on a shared
-// cluster (see sharedCluster).
-func (s *sharedCluster) isolate(r *run, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
+// isolate makes a component's rendered objects the run's own (see
+// runNamespace).
+func (s *runNamespace) isolate(r *run, objs []kube.Object) (own []kube.Object, ports map[int32]kube.ServicePort, err error) {
 	k, err := r.kubeClient()
 	if err != nil {
 		return nil, nil, err
@@ -145,8 +101,8 @@ func (s *sharedCluster) isolate(r *run, objs []kube.Object) (own []kube.Object, 
 	return kube.OwnCopies(objs, r.ns), ports, nil
 }
 
-// keep records what render made of a component on a shared cluster.
-func (s *sharedCluster) keep(own []kube.Object, ports map[int32]kube.ServicePort) {
+// keep records what render made of a component.
+func (s *runNamespace) keep(own []kube.Object, ports map[int32]kube.ServicePort) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.own = append(s.own, own...)
@@ -165,9 +121,9 @@ func (r *run) forwardPorts(ctx context.Context, w io.Writer) error {
 	}
 	local := map[int]int{}
 	for _, p := range r.svc.Ports {
-		r.shared.mu.Lock()
-		sp, ok := r.shared.nodePorts[int32(p.NodePort)]
-		r.shared.mu.Unlock()
+		r.runNS.mu.Lock()
+		sp, ok := r.runNS.nodePorts[int32(p.NodePort)]
+		r.runNS.mu.Unlock()
 		if !ok {
 			return fmt.Errorf("port %s: no Service of %s's components has nodePort %d, so there is nothing to forward to", p.Name, r.name, p.NodePort)
 		}
@@ -175,9 +131,9 @@ func (r *run) forwardPorts(ctx context.Context, w io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("port %s: %w", p.Name, err)
 		}
-		r.shared.mu.Lock()
-		r.shared.forwards = append(r.shared.forwards, f)
-		r.shared.mu.Unlock()
+		r.runNS.mu.Lock()
+		r.runNS.forwards = append(r.runNS.forwards, f)
+		r.runNS.mu.Unlock()
 		local[p.NodePort] = f.Local
 		fmt.Fprintf(w, "%s: 127.0.0.1:%d → service %s port %d (pod %s)\n", p.Name, f.Local, sp.Service, sp.Port, f.Pod)
 	}
@@ -188,7 +144,7 @@ func (r *run) forwardPorts(ctx context.Context, w io.Writer) error {
 }
 
 // stopForwards ends the run's port-forwards.
-func (s *sharedCluster) stopForwards(w io.Writer) {
+func (s *runNamespace) stopForwards(w io.Writer) {
 	s.mu.Lock()
 	fs := s.forwards
 	s.forwards = nil
@@ -200,12 +156,12 @@ func (s *sharedCluster) stopForwards(w io.Writer) {
 	}
 }
 
-// release ends the run on the shared cluster: its port-forwards stop; its
+// release ends the run in its namespace: its port-forwards stop; its
 // namespace and its own copies of cluster-scoped objects are deleted
 // (unless kept), and nothing else.
 func (r *run) release(keep bool) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
-		s := r.shared
+		s := r.runNS
 		s.stopForwards(w)
 		s.mu.Lock()
 		made, own := s.made, slices.Clone(s.own)
@@ -236,12 +192,3 @@ func (r *run) release(keep bool) func(context.Context, io.Writer) error {
 	}
 }
 
-// close ends what the run left on the shared cluster's side of this
-// process: port-forwards and the one-context kubeconfig.
-func (s *sharedCluster) close() {
-	s.stopForwards(io.Discard)
-	os.RemoveAll(s.dir)
-	if s.unregister != nil {
-		s.unregister()
-	}
-}
