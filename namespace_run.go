@@ -191,4 +191,3 @@ func (r *run) release(keep bool) func(context.Context, io.Writer) error {
 		return nil
 	}
 }
-
