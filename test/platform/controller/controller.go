@@ -157,21 +157,12 @@ func run(ctx context.Context, spec Spec, log *slog.Logger) error {
 		spec.Routes(mux, rt)
 	}
 	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	go func() {
 		for processNext(ctx, queue, lister, spec, rt) {
 		}
 	}()
 	log.Info("running", "kind", spec.Primary.Resource, "namespace", rt.Namespace)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return startup.Serve(ctx, srv, 10*time.Second)
 }
 
 // dependencies is the check of what the controller needs: its resources

@@ -63,3 +63,22 @@ func Readyz(log *slog.Logger, check func(context.Context) error) http.HandlerFun
 		fmt.Fprintln(w, "ready")
 	}
 }
+
+// Serve serves srv until ctx ends, then shuts it down, giving the
+// requests in flight up to grace to finish (the kubelet's SIGTERM, then
+// its grace period). It returns the server's error (a port in use), the
+// shutdown's when grace ran out, or nil.
+func Serve(ctx context.Context, srv *http.Server, grace time.Duration) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	<-errc // http.ErrServerClosed, at once
+	return err
+}

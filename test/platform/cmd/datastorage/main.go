@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -83,18 +82,6 @@ func serve(ctx context.Context, log *slog.Logger) error {
 		return fmt.Errorf("dependencies not ready at start: %w", err)
 	}
 	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", srv.Addr, "schema", datastorage.SchemaVersion())
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return startup.Serve(ctx, srv, 10*time.Second)
 }

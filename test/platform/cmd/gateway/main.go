@@ -54,15 +54,6 @@ func serve(ctx context.Context, log *slog.Logger) error {
 		return errors.New("dependencies not ready at start: " + err.Error())
 	}
 	srv := &http.Server{Addr: startup.Env("LISTEN_ADDR", ":8080"), Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("serving", "addr", srv.Addr)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	return srv.Shutdown(sctx)
+	return startup.Serve(ctx, srv, 10*time.Second)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/test/platform/holmesgptapi"
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 func main() {
@@ -18,14 +19,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
 	srv := &http.Server{Addr: ":8080", Handler: holmesgptapi.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	log.Info("serving", "addr", srv.Addr)
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+	if err := startup.Serve(ctx, srv, 10*time.Second); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(1)
 	}

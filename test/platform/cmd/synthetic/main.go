@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
 func main() {
@@ -45,14 +47,8 @@ func main() {
 		fmt.Fprintln(w, "ready")
 	})
 	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
 	log.Info("serving", "ready_after", readyAfter.String())
-	if err := srv.ListenAndServe(); err != nil && err != http.ErrServerClosed {
+	if err := startup.Serve(ctx, srv, 5*time.Second); err != nil {
 		log.Error("exiting", "err", err)
 		os.Exit(1)
 	}
