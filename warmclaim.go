@@ -46,31 +46,9 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		return false, err
 	}
 	// Stale ones go first; only a usable one is worth waiting for.
-	var usable []cluster.Warm
-	for _, wc := range warm {
-		if wc.Claimed {
-			continue
-		}
-		age := time.Since(wc.Made)
-		if wc.Shape == shape && age <= r.cfg.WarmMaxAge {
-			usable = append(usable, wc)
-			continue
-		}
-		c, err := r.scope.Claim(wc.Name)
-		if errors.Is(err, cluster.ErrClaimed) {
-			continue // another run took it
-		}
-		if err != nil {
-			return false, err
-		}
-		why := "its node image or kind config differ from this run's"
-		if wc.Shape == shape {
-			why = fmt.Sprintf("warmed %s ago, more than E2E_WARM_MAX_AGE=%s", age.Round(time.Second), r.cfg.WarmMaxAge)
-		}
-		fmt.Fprintf(w, "discarding warm cluster %s: %s\n", wc.Name, why)
-		if err := c.Delete(context.WithoutCancel(ctx), w); err != nil {
-			fmt.Fprintf(w, "deleting %s: %v\n", wc.Name, err)
-		}
+	usable, err := r.discardStale(ctx, warm, shape, w)
+	if err != nil {
+		return false, err
 	}
 	if len(usable) == 0 {
 		return false, nil // the run creates one, beside its builds
@@ -98,26 +76,64 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		r.held = wc.Images // what a load would ask the waking nodes
 		r.mu.Unlock()
 		r.made.Store(true) // the run deletes it: a warm cluster serves one run
-		t0 := time.Now()
-		if err := c.Unpause(ctx); err != nil {
-			return true, err
-		}
-		if err := r.readHostPorts(ctx, c); err != nil {
-			return true, err
-		}
-		k, err := r.kubeClient()
-		if err != nil {
-			return true, err
-		}
-		if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
-			return true, fmt.Errorf("warm cluster %s after the unpause: %w", c.Name, err)
-		}
-		r.countProbes(k, c.Name)
-		fmt.Fprintf(w, "claimed warm cluster %s (warmed %s ago); API answered %s after the unpause\n",
-			c.Name, time.Since(wc.Made).Round(time.Second), time.Since(t0).Round(100*time.Millisecond))
-		return true, nil
+		return true, r.wake(ctx, c, wc, w)
 	}
 	return false, nil
+}
+
+// discardStale deletes the warm clusters of another shape, or older than
+// E2E_WARM_MAX_AGE, that no other run has claimed, and returns the usable
+// ones.
+func (r *run) discardStale(ctx context.Context, warm []cluster.Warm, shape string, w io.Writer) ([]cluster.Warm, error) {
+	var usable []cluster.Warm
+	for _, wc := range warm {
+		if wc.Claimed {
+			continue
+		}
+		age := time.Since(wc.Made)
+		if wc.Shape == shape && age <= r.cfg.WarmMaxAge {
+			usable = append(usable, wc)
+			continue
+		}
+		c, err := r.scope.Claim(wc.Name)
+		if errors.Is(err, cluster.ErrClaimed) {
+			continue // another run took it
+		}
+		if err != nil {
+			return nil, err
+		}
+		why := "its node image or kind config differ from this run's"
+		if wc.Shape == shape {
+			why = fmt.Sprintf("warmed %s ago, more than E2E_WARM_MAX_AGE=%s", age.Round(time.Second), r.cfg.WarmMaxAge)
+		}
+		fmt.Fprintf(w, "discarding warm cluster %s: %s\n", wc.Name, why)
+		if err := c.Delete(context.WithoutCancel(ctx), w); err != nil {
+			fmt.Fprintf(w, "deleting %s: %v\n", wc.Name, err)
+		}
+	}
+	return usable, nil
+}
+
+// wake unpauses the claimed warm cluster and waits for its API server.
+func (r *run) wake(ctx context.Context, c *cluster.Cluster, wc cluster.Warm, w io.Writer) error {
+	t0 := time.Now()
+	if err := c.Unpause(ctx); err != nil {
+		return err
+	}
+	if err := r.readHostPorts(ctx, c); err != nil {
+		return err
+	}
+	k, err := r.kubeClient()
+	if err != nil {
+		return err
+	}
+	if err := k.WaitAPI(ctx, 30*time.Second); err != nil {
+		return fmt.Errorf("warm cluster %s after the unpause: %w", c.Name, err)
+	}
+	r.countProbes(k, c.Name)
+	fmt.Fprintf(w, "claimed warm cluster %s (warmed %s ago); API answered %s after the unpause\n",
+		c.Name, time.Since(wc.Made).Round(time.Second), time.Since(t0).Round(100*time.Millisecond))
+	return nil
 }
 
 // countProbes reads, in the background, the kubelets' readiness probe

@@ -243,6 +243,28 @@ func GoPackage(ctx context.Context, root, pkg string, test bool, env []string, t
 	return paths, nil
 }
 
+// kustomization is what Kustomization reads of a kustomization.yaml: the
+// fields that name other files and directories.
+type kustomization struct {
+	Resources  []string `yaml:"resources"`
+	Components []string `yaml:"components"`
+	Bases      []string `yaml:"bases"`
+	Patches    []struct {
+		Path string `yaml:"path"`
+	} `yaml:"patches"`
+	PatchesStrategicMerge []string `yaml:"patchesStrategicMerge"`
+	Generators            []struct {
+		Files []string `yaml:"files"`
+		Envs  []string `yaml:"envs"`
+	} `yaml:"configMapGenerator"`
+	SecretGenerators []struct {
+		Files []string `yaml:"files"`
+		Envs  []string `yaml:"envs"`
+	} `yaml:"secretGenerator"`
+	CRDs           []string `yaml:"crds"`
+	Configurations []string `yaml:"configurations"`
+}
+
 // Kustomization lists what a kustomize directory is made from: the
 // directory itself, and the local directories and files outside it that
 // its kustomization.yaml names (resources, components, bases, patches),
@@ -258,25 +280,7 @@ func Kustomization(root, dir string) ([]Path, error) {
 		}
 		seen[dir] = true
 		paths = append(paths, Tree(dir))
-		var k struct {
-			Resources  []string `yaml:"resources"`
-			Components []string `yaml:"components"`
-			Bases      []string `yaml:"bases"`
-			Patches    []struct {
-				Path string `yaml:"path"`
-			} `yaml:"patches"`
-			PatchesStrategicMerge []string `yaml:"patchesStrategicMerge"`
-			Generators            []struct {
-				Files []string `yaml:"files"`
-				Envs  []string `yaml:"envs"`
-			} `yaml:"configMapGenerator"`
-			SecretGenerators []struct {
-				Files []string `yaml:"files"`
-				Envs  []string `yaml:"envs"`
-			} `yaml:"secretGenerator"`
-			CRDs           []string `yaml:"crds"`
-			Configurations []string `yaml:"configurations"`
-		}
+		var k kustomization
 		var b []byte
 		for _, name := range []string{"kustomization.yaml", "kustomization.yml", "Kustomization"} {
 			var err error

@@ -93,6 +93,9 @@ var exit = os.Exit
 // take-over is repeated shortly after (seen: mage's handler, registered
 // after ours, cancelled the run first). The returned context does not
 // inherit mage's cancellation, only its deadline (mage -t).
+//
+// Long (82 lines) on purpose: one state machine over one signal channel,
+// whose closures share its six channels; split, they would pass them all.
 func CatchInterrupt(parent context.Context, out io.Writer, hurryAfter time.Duration) (context.Context, func()) {
 	ch := make(chan os.Signal, 3)
 	takeOver := func() {

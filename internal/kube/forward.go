@@ -72,46 +72,8 @@ func (c *Client) Forward(ctx context.Context, ns, service string, port int32) (*
 	fctx, cancel := context.WithCancel(klog.NewContext(context.WithoutCancel(ctx), funcr.New(f.record, funcr.Options{})))
 	f.cancel = cancel
 	// start forwards local (0: a free port) to a Ready pod.
-	start := func(ctx context.Context, local int) (pod string, got int, errc chan error, err error) {
-		pod, target, err := c.podFor(ctx, ns, service, port)
-		if err != nil {
-			return "", 0, nil, err
-		}
-		transport, upgrader, err := spdy.RoundTripperFor(c.cfg)
-		if err != nil {
-			return "", 0, nil, err
-		}
-		url := c.Core.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("portforward").URL()
-		dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
-		pctx, pcancel := context.WithCancel(fctx)
-		ready := make(chan struct{})
-		pf, err := portforward.NewOnAddressesWithContext(pctx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("%d:%d", local, target)}, ready, nil, io.Discard)
-		if err != nil {
-			pcancel()
-			return "", 0, nil, err
-		}
-		errc = make(chan error, 1)
-		go func() {
-			defer pcancel()
-			errc <- pf.ForwardPorts()
-		}()
-		fail := func(err error) (string, int, chan error, error) {
-			pcancel()
-			<-errc
-			return "", 0, nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w", ns, pod, target, err)
-		}
-		select {
-		case <-ready:
-		case err := <-errc:
-			return "", 0, nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w", ns, pod, target, err)
-		case <-ctx.Done():
-			return fail(ctx.Err())
-		}
-		ports, err := pf.GetPorts()
-		if err != nil || len(ports) == 0 {
-			return fail(fmt.Errorf("no local port: %v", err))
-		}
-		return pod, int(ports[0].Local), errc, nil
+	start := func(ctx context.Context, local int) (string, int, chan error, error) {
+		return c.forwardTo(ctx, fctx, ns, service, port, local)
 	}
 	pod, local, errc, err := start(ctx, 0)
 	if err != nil {
@@ -149,6 +111,51 @@ func (c *Client) Forward(ctx context.Context, ns, service string, port int32) (*
 		}
 	}()
 	return f, nil
+}
+
+// forwardTo forwards local (0: a free port) to a Ready pod behind the
+// Service until fctx ends; errc gets the forward's end. ctx bounds the
+// start only.
+func (c *Client) forwardTo(ctx, fctx context.Context, ns, service string, port int32, local int) (pod string, got int, errc chan error, err error) {
+	pod, target, err := c.podFor(ctx, ns, service, port)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	transport, upgrader, err := spdy.RoundTripperFor(c.cfg)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	url := c.Core.CoreV1().RESTClient().Post().Resource("pods").Namespace(ns).Name(pod).SubResource("portforward").URL()
+	dialer := spdy.NewDialer(upgrader, &http.Client{Transport: transport}, http.MethodPost, url)
+	pctx, pcancel := context.WithCancel(fctx)
+	ready := make(chan struct{})
+	pf, err := portforward.NewOnAddressesWithContext(pctx, dialer, []string{"127.0.0.1"}, []string{fmt.Sprintf("%d:%d", local, target)}, ready, nil, io.Discard)
+	if err != nil {
+		pcancel()
+		return "", 0, nil, err
+	}
+	errc = make(chan error, 1)
+	go func() {
+		defer pcancel()
+		errc <- pf.ForwardPorts()
+	}()
+	fail := func(err error) (string, int, chan error, error) {
+		pcancel()
+		<-errc
+		return "", 0, nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w", ns, pod, target, err)
+	}
+	select {
+	case <-ready:
+	case err := <-errc:
+		return "", 0, nil, fmt.Errorf("port-forward to pod %s/%s port %d: %w", ns, pod, target, err)
+	case <-ctx.Done():
+		return fail(ctx.Err())
+	}
+	ports, err := pf.GetPorts()
+	if err != nil || len(ports) == 0 {
+		return fail(fmt.Errorf("no local port: %v", err))
+	}
+	return pod, int(ports[0].Local), errc, nil
 }
 
 // podFor finds a Ready pod behind the Service and the pod's port its
