@@ -92,11 +92,13 @@ func owner(byDir map[string]*Package, file string) (*Package, string) {
 
 // ListPackages describes the packages of the module at root (go list
 // -test ./...). buildsModule names the directories of the packages whose
-// tests build the module's commands themselves.
+// tests build the module's commands themselves. A package go list cannot
+// load (a missing import, a syntax error) is an error, not a package
+// without tests: its tests would silently not run.
 func ListPackages(ctx context.Context, root string, buildsModule ...string) ([]Package, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "list", "-e", "-test",
+	cmd := exec.CommandContext(ctx, "go", "list", "-test",
 		"-json=ImportPath,Dir,ForTest,GoFiles,CgoFiles,EmbedFiles,TestGoFiles,XTestGoFiles,TestEmbedFiles,XTestEmbedFiles,Deps",
 		"./...")
 	cmd.Dir = root

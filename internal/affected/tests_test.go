@@ -3,7 +3,10 @@ package affected
 import (
 	"context"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -77,5 +80,28 @@ func TestListPackagesOfThisModule(t *testing.T) {
 	}
 	if !by["internal/citest"].BuildsModule || by["internal/kube"].BuildsModule {
 		t.Error("BuildsModule not as asked")
+	}
+}
+
+// A package that does not load (its import is missing) fails the listing:
+// listed without a test binary, its tests would not run.
+func TestListPackagesRefusesAPackageThatDoesNotLoad(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"go.mod":      "module m\n\ngo 1.26\n",
+		"a/a.go":      "package a\n\nimport _ \"m/missing\"\n",
+		"a/a_test.go": "package a\n\nimport \"testing\"\n\nfunc TestA(t *testing.T) {}\n",
+		"b/b.go":      "package b\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkgs, err := ListPackages(context.Background(), dir)
+	if err == nil || !strings.Contains(err.Error(), "m/missing") {
+		t.Fatalf("listed %+v, err %v; want go list's error naming m/missing", pkgs, err)
 	}
 }
