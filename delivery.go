@@ -63,11 +63,15 @@ func addLoads(b *planner) {
 
 // loadNeeds is what an apply waits for of an image: its load, or its build
 // when it is not loaded.
-func loadNeeds(b *planner, images []string) []string {
+func loadNeeds(b *planner, images []string) []string { return deliveredNeeds(b, images, loadStep) }
+
+// deliveredNeeds is what an apply waits for of each image: the step that
+// delivers it (delivered names it), or its build when nothing delivers it.
+func deliveredNeeds(b *planner, images []string, delivered func(string) string) []string {
 	var needs []string
 	for _, img := range images {
 		if b.loaded(img) {
-			needs = append(needs, loadStep(img))
+			needs = append(needs, delivered(img))
 		} else if b.built(img) && b.parts.Build {
 			needs = append(needs, buildStep(img))
 		}

@@ -27,13 +27,5 @@ func (localRegistry) addSteps(b *planner) {
 }
 
 func (localRegistry) applyNeeds(b *planner, images []string) []string {
-	needs := []string{stepRegistryHosts}
-	for _, img := range images {
-		if b.loaded(img) {
-			needs = append(needs, pushStep(img))
-		} else if b.built(img) && b.parts.Build {
-			needs = append(needs, buildStep(img))
-		}
-	}
-	return needs
+	return append([]string{stepRegistryHosts}, deliveredNeeds(b, images, pushStep)...)
 }

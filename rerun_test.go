@@ -22,7 +22,10 @@ import (
 // rerunFixture writes a two-component platform: front needs back, each its
 // own image built here. Everything lives in a temporary directory except
 // the Go package the images compile (testdata/sleeper).
-func rerunFixture(t *testing.T, service string) (dir string) {
+// The service is prefix plus a number unique to this run, so that runs
+// side by side do not share clusters.
+func rerunFixture(t *testing.T, prefix string) (service, dir string) {
+	service = fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)
 	dir = t.TempDir()
 	// Inputs unique to this run: an image left by an earlier run must not
 	// make a first build "cached".
@@ -55,7 +58,7 @@ services:
 			t.Fatal(err)
 		}
 	}
-	return dir
+	return service, dir
 }
 
 type podState struct {
@@ -83,17 +86,23 @@ func podsByApp(t *testing.T, k *kube.Client, ns string) map[string]podState {
 	return out
 }
 
+// loadFixture loads the topology rerunFixture wrote (after any edit).
+func loadFixture(t *testing.T, dir string) *topology.Topology {
+	t.Helper()
+	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
 // TestIntegrationIncrementalRerun: on a kept cluster, a change to one
 // image's inputs rebuilds, loads and restarts only that image's workload;
 // a manifest-only change builds and loads nothing.
 func TestIntegrationIncrementalRerun(t *testing.T) {
 	docker, nodeImage := testenv.RequireKind(t)
-	service := fmt.Sprintf("itest-rerun-%d", time.Now().UnixNano()%100000)
-	dir := rerunFixture(t, service)
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	service, dir := rerunFixture(t, "itest-rerun")
+	topo := loadFixture(t, dir)
 	c, _ := testScope.Open(testScope.NameFor(service), nil)
 	t.Cleanup(func() {
 		c.Delete(context.Background(), &bytes.Buffer{})

@@ -156,7 +156,9 @@ func (r *run) render(name string, c *topology.Component) ([]kube.Object, error) 
 	return objs, nil
 }
 
-func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
+// componentStep is the body of a step on a component's objects, with the
+// objects rendered and the cluster's client opened.
+func (r *run) componentStep(name string, c *topology.Component, body func(ctx context.Context, k *kube.Client, objs []kube.Object, w io.Writer) error) func(context.Context, io.Writer) error {
 	return func(ctx context.Context, w io.Writer) error {
 		objs, err := r.manifests(name, c)
 		if err != nil {
@@ -166,20 +168,18 @@ func (r *run) apply(name string, c *topology.Component) func(context.Context, io
 		if err != nil {
 			return err
 		}
-		return k.Apply(ctx, r.ns, objs, w)
+		return body(ctx, k, objs, w)
 	}
 }
 
+func (r *run) apply(name string, c *topology.Component) func(context.Context, io.Writer) error {
+	return r.componentStep(name, c, func(ctx context.Context, k *kube.Client, objs []kube.Object, w io.Writer) error {
+		return k.Apply(ctx, r.ns, objs, w)
+	})
+}
+
 func (r *run) ready(name string, c *topology.Component) func(context.Context, io.Writer) error {
-	return func(ctx context.Context, w io.Writer) error {
-		objs, err := r.manifests(name, c)
-		if err != nil {
-			return err
-		}
-		k, err := r.kubeClient()
-		if err != nil {
-			return err
-		}
+	return r.componentStep(name, c, func(ctx context.Context, k *kube.Client, objs []kube.Object, w io.Writer) error {
 		// In phased mode a component may start before what it needs: a
 		// crash loop there is the design's cost, not a failure.
 		strict := r.cfg.Mode != engine.Phased
@@ -204,5 +204,5 @@ func (r *run) ready(name string, c *topology.Component) func(context.Context, io
 			return pc.err
 		}
 		return k.WaitFreshReadiness(ctx, objs, pc.since, max(r.cfg.Timeout-time.Since(t0), 10*time.Second), w)
-	}
+	})
 }

@@ -3,7 +3,6 @@ package testbed
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestStepSummaryOnlyWhereTheCommandLayerSaysSo runs a build-only plan with
@@ -21,12 +19,8 @@ import (
 // command layer sets it, the gantt is appended to that file.
 func TestStepSummaryOnlyWhereTheCommandLayerSaysSo(t *testing.T) {
 	testenv.RequireDocker(t)
-	service := fmt.Sprintf("itest-summary-%d", time.Now().UnixNano()%100000)
-	dir := rerunFixture(t, service)
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	service, dir := rerunFixture(t, "itest-summary")
+	topo := loadFixture(t, dir)
 	fromEnv := filepath.Join(t.TempDir(), "env-summary.md")
 	t.Setenv("GITHUB_STEP_SUMMARY", fromEnv)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

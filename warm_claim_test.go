@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestWarmClaimWaitsForReadinessAfterTheUnpause warms two clusters of a
@@ -25,8 +24,7 @@ import (
 func TestWarmClaimWaitsForReadinessAfterTheUnpause(t *testing.T) {
 	docker, nodeImage := testenv.RequireKind(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	service := fmt.Sprintf("itest-fresh-%d", time.Now().UnixNano()%100000)
-	dir := rerunFixture(t, service)
+	service, dir := rerunFixture(t, "itest-fresh")
 	gate := "/var/tmp/" + service
 	front := fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
@@ -53,10 +51,7 @@ spec:
 	if err := os.WriteFile(filepath.Join(dir, "m/front/deploy.yaml"), []byte(front), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	topo := loadFixture(t, dir)
 	var out bytes.Buffer
 	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1, Parallel: 2, Timeout: 40 * time.Second, Artifacts: t.TempDir()}, Topo: topo, Out: &out}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)

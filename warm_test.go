@@ -3,9 +3,7 @@ package testbed
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,12 +21,8 @@ import (
 func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	service := fmt.Sprintf("itest-stale-%d", time.Now().UnixNano()%100000)
-	dir := rerunFixture(t, service)
-	topo, err := topology.Load(filepath.Join(dir, "topology.yaml"), ".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	service, dir := rerunFixture(t, "itest-stale")
+	topo := loadFixture(t, dir)
 	var out bytes.Buffer
 	tb := &Testbed{Opts: Options{Root: ".", NodeImage: nodeImage, Warm: true, WarmMaxAge: time.Hour, BuildConcurrency: 1}, Topo: topo, Out: &out}
 	// Its build steps never run here: its compile stays pending, which a

@@ -74,11 +74,7 @@ func TestIntegrationBakedNodeImage(t *testing.T) {
 	if err != nil || !again.Cached || again.Ref != baked.Ref {
 		t.Errorf("second bake: %+v, %v; want the first one, cached", again, err)
 	}
-	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("bake-%d", time.Now().UnixNano()%100000)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	c := openTestCluster(t, "bake")
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: baked.Ref, Service: "bake"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -17,15 +16,11 @@ import (
 // cluster may remain.
 func TestIntegrationInterruptedCreateLeavesNothing(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
-	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("ctrlc-%d", time.Now().UnixNano()%100000)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	c := openTestCluster(t, "ctrlc")
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(3*time.Second, cancel) // what Ctrl-C does to a target's context
 	var out strings.Builder
-	_, err = c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "ctrlc"}, &out)
+	_, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "ctrlc"}, &out)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("error %v, want context.Canceled", err)
 	}
@@ -41,11 +36,7 @@ func TestIntegrationReuse(t *testing.T) {
 	_, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("reuse-%d", time.Now().UnixNano()%100000)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	c := openTestCluster(t, "reuse")
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "reuse"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,11 @@
 package cluster
 
 import (
+	"context"
+	"fmt"
+	"io"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -13,3 +17,15 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // testScope is the scope of the clusters the tests make: the reference
 // platform's, so that cluster:prune removes what a killed test left.
 const testScope = Scope("testbed")
+
+// openTestCluster opens a cluster of testScope named prefix plus a number
+// unique to this run, and deletes it when the test ends.
+func openTestCluster(t *testing.T, prefix string) *Cluster {
+	t.Helper()
+	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("%s-%d", prefix, time.Now().UnixNano()%100000)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	return c
+}

@@ -33,11 +33,7 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	docker, nodeImage := testenv.RequireKind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("pause-%d", time.Now().UnixNano()%100000)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	c := openTestCluster(t, "pause")
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "pause"}, io.Discard); err != nil {
 		t.Fatal(err)
 	}

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"strings"
 	"testing"
 	"time"
@@ -58,11 +56,7 @@ func TestIntegrationPodPullsFromTheLocalRegistry(t *testing.T) {
 		t.Errorf("a second push of the same content: %v: %q", err, again.String())
 	}
 
-	c, err := testScope.Open(testScope.NameFor(fmt.Sprintf("registry-%d", time.Now().UnixNano()%100000)), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
+	c := openTestCluster(t, "registry")
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "registry", Registry: true}, &out); err != nil {
 		t.Fatal(err)
 	}

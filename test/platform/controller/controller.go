@@ -13,8 +13,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,10 +20,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/testbed-dev/testbed/test/platform/incluster"
 	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
@@ -114,22 +112,12 @@ type Spec struct {
 // Main runs a controller in its pod until SIGTERM; it exits non-zero when
 // its dependencies are not there at start.
 func Main(spec Spec) {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With("controller", spec.Name)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := run(ctx, spec, log); err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
-	}
+	startup.Main(func(ctx context.Context, log *slog.Logger) error { return run(ctx, spec, log) },
+		"controller", spec.Name)
 }
 
 func run(ctx context.Context, spec Spec, log *slog.Logger) error {
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return err
-	}
-	cfg.Timeout = 10 * time.Second
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, err := incluster.Dynamic()
 	if err != nil {
 		return err
 	}
@@ -177,7 +165,7 @@ func (rt *Runtime) dependencies(spec Spec) func(context.Context) error {
 			}
 		}
 		if rt.DatastorageURL != "" {
-			if err := httpReady(ctx, rt.HTTP, rt.DatastorageURL); err != nil {
+			if err := startup.HTTPReady(ctx, rt.HTTP, rt.DatastorageURL); err != nil {
 				return fmt.Errorf("datastorage: %w", err)
 			}
 		}
@@ -241,27 +229,6 @@ func processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[str
 	}
 	q.Forget(key)
 	return true
-}
-
-func httpReady(ctx context.Context, c *http.Client, base string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("not ready (%d)", resp.StatusCode)
-	}
-	return nil
-}
-
-// HTTPReady checks another service's /readyz.
-func HTTPReady(ctx context.Context, c *http.Client, base string) error {
-	return httpReady(ctx, c, base)
 }
 
 // Phase reads status.phase.

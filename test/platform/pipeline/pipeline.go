@@ -173,7 +173,7 @@ var AIAnalysis = func() c.Spec {
 		return map[string]any{"rootCause": a.RootCause, "recommendedWorkflow": a.RecommendedWorkflow, "confidence": fmt.Sprintf("%.2f", a.Confidence)}, nil
 	})
 	s.Ready = func(ctx context.Context, rt *c.Runtime) error {
-		return c.HTTPReady(ctx, rt.HTTP, startup.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080"))
+		return startup.HTTPReady(ctx, rt.HTTP, startup.Env("HOLMESGPT_API_URL", "http://holmesgpt-api:8080"))
 	}
 	return s
 }()

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 )
 
@@ -16,6 +18,20 @@ import (
 // services they stand for, the platform's binaries started before what they
 // need is ready exit, and the kubelet backs off.
 const Window = 2 * time.Second
+
+// Main runs a platform binary's body: JSON logs on stdout (with attrs on
+// every line), a context that ends at SIGTERM (the kubelet's stop) or
+// Ctrl-C, and exit status 1 with the error logged when run fails.
+func Main(run func(ctx context.Context, log *slog.Logger) error, attrs ...any) {
+	log := slog.New(slog.NewJSONHandler(os.Stdout, nil)).With(attrs...)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	err := run(ctx, log)
+	stop()
+	if err != nil {
+		log.Error("exiting", "err", err)
+		os.Exit(1)
+	}
+}
 
 // Env reads a variable with a default.
 func Env(k, def string) string {
@@ -62,6 +78,23 @@ func Readyz(log *slog.Logger, check func(context.Context) error) http.HandlerFun
 		}
 		fmt.Fprintln(w, "ready")
 	}
+}
+
+// HTTPReady asks another service's /readyz once: nil when it answers 200.
+func HTTPReady(ctx context.Context, c *http.Client, base string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("not ready (%d)", resp.StatusCode)
+	}
+	return nil
 }
 
 // Serve serves srv until ctx ends, then shuts it down, giving the

@@ -1,6 +1,7 @@
 package startup
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,7 +11,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -105,5 +109,70 @@ func TestServeShutsDownWhenItsContextEnds(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// TestMainEndsItsContextAtSIGTERMAndExitsOneOnError runs Main in a child
+// process (this test binary again): the kubelet's SIGTERM must end the
+// context run is given, and run's error must become exit status 1 with the
+// error and the attrs on a JSON log line.
+func TestMainEndsItsContextAtSIGTERMAndExitsOneOnError(t *testing.T) {
+	if os.Getenv("STARTUP_MAIN_CHILD") == "1" {
+		Main(func(ctx context.Context, log *slog.Logger) error {
+			log.Info("started")
+			<-ctx.Done()
+			return errors.New("stopped by " + context.Cause(ctx).Error())
+		}, "controller", "probe")
+		return
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMainEndsItsContextAtSIGTERMAndExitsOneOnError$")
+	cmd.Env = append(os.Environ(), "STARTUP_MAIN_CHILD=1")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(out)
+	if !lines.Scan() || !strings.Contains(lines.Text(), `"msg":"started"`) {
+		cmd.Process.Kill()
+		t.Fatalf("first line %q, want the started log", lines.Text())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	var rest strings.Builder
+	for lines.Scan() {
+		rest.WriteString(lines.Text() + "\n")
+	}
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("exit: %v, want status 1", err)
+	}
+	for _, want := range []string{`"msg":"exiting"`, `"controller":"probe"`, `stopped by`} {
+		if !strings.Contains(rest.String(), want) {
+			t.Errorf("log after SIGTERM lacks %s:\n%s", want, rest.String())
+		}
+	}
+}
+
+func TestHTTPReadyIsNilOnlyFor200(t *testing.T) {
+	code := http.StatusServiceUnavailable
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/readyz" {
+			http.NotFound(w, r)
+			return
+		}
+		w.WriteHeader(code)
+	}))
+	defer srv.Close()
+	if err := HTTPReady(context.Background(), srv.Client(), srv.URL); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("503: got %v, want an error naming it", err)
+	}
+	code = http.StatusOK
+	if err := HTTPReady(context.Background(), srv.Client(), srv.URL); err != nil {
+		t.Errorf("200: got %v", err)
 	}
 }

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,18 +21,10 @@ import (
 )
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	var err error
 	if len(os.Args) > 1 && os.Args[1] == "migrate" {
-		err = migrate(ctx, log)
+		startup.Main(migrate)
 	} else {
-		err = serve(ctx, log)
-	}
-	if err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
+		startup.Main(serve)
 	}
 }
 

@@ -6,36 +6,19 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/rest"
 
 	"github.com/testbed-dev/testbed/test/platform/gateway"
+	"github.com/testbed-dev/testbed/test/platform/incluster"
 	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
-func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
-	if err := serve(ctx, log); err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
-	}
-}
+func main() { startup.Main(serve) }
 
 func serve(ctx context.Context, log *slog.Logger) error {
-	cfg, err := rest.InClusterConfig()
-	if err != nil {
-		return err
-	}
-	cfg.Timeout = 10 * time.Second
-	dyn, err := dynamic.NewForConfig(cfg)
+	dyn, err := incluster.Dynamic()
 	if err != nil {
 		return err
 	}

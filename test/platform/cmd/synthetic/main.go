@@ -10,18 +10,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/testbed-dev/testbed/test/platform/startup"
 )
 
-func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stdout, nil))
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
-	defer stop()
+func main() { startup.Main(serve) }
+
+func serve(ctx context.Context, log *slog.Logger) error {
 	readyAfter, err := time.ParseDuration(os.Getenv("READY_AFTER"))
 	if err != nil {
 		readyAfter = 0
@@ -31,9 +28,8 @@ func main() {
 		if u == "" {
 			continue
 		}
-		if err := readyWithin(ctx, client, u, time.Second); err != nil {
-			log.Error("exiting: a dependency is not ready", "needs", u, "err", err)
-			os.Exit(1)
+		if err := startup.Retry(ctx, time.Second, func(ctx context.Context) error { return startup.HTTPReady(ctx, client, u) }); err != nil {
+			return fmt.Errorf("a dependency is not ready: %s: %w", u, err)
 		}
 	}
 	start := time.Now()
@@ -48,27 +44,5 @@ func main() {
 	})
 	srv := &http.Server{Addr: ":8080", Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	log.Info("serving", "ready_after", readyAfter.String())
-	if err := startup.Serve(ctx, srv, 5*time.Second); err != nil {
-		log.Error("exiting", "err", err)
-		os.Exit(1)
-	}
-}
-
-func readyWithin(ctx context.Context, c *http.Client, base string, window time.Duration) error {
-	deadline := time.Now().Add(window)
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/readyz", nil)
-		resp, err := c.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("status %d", resp.StatusCode)
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	return startup.Serve(ctx, srv, 5*time.Second)
 }
