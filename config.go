@@ -26,7 +26,7 @@ var Knobs = []Knob{
 	{"E2E_KEEP_CLUSTER", "0", "1 keeps the cluster after e2e:<service> (then deploy:parallel re-applies to it); on an existing cluster, the run's namespace"},
 	{"E2E_REUSE_CLUSTER", "0", "1 uses an existing cluster of the service instead of failing"},
 	{"E2E_NODE_IMAGE", "kind's default", "kind node image"},
-	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/<name>-node:<hash>), so its clusters start with them; 0 loads them into each cluster"},
+	{"E2E_BAKE", "1", "1 bakes a service's third-party images (PostgreSQL, Redis) into a node image derived from E2E_NODE_IMAGE (built once per content, tagged testbed/<name>-node:<hash>), so its clusters start with them; a run finding no bake of them yet does not wait for one: it loads them and bakes after a pass, for the next run; 0 loads them into each cluster"},
 	{"E2E_WARM", "1", "1 lets e2e:<service> claim a warm cluster made by cluster:warm (when one of the same node image and kind config exists); 0 always creates a fresh cluster"},
 	{"E2E_WARM_MAX_AGE", "24h", "a warm cluster older than this is discarded, not used"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},

@@ -33,6 +33,8 @@ func readyStep(comp string) string  { return "ready " + comp }
 
 const (
 	stepBake      = "bake node image"
+	stepFindBaked = "find baked node image"
+	stepBakeNext  = "bake for the next run"
 	stepClaim     = "claim warm cluster"
 	stepCluster   = "create cluster"
 	stepConnect   = "connect cluster"

@@ -27,6 +27,9 @@ type planner struct {
 	// clusterStep is the step that gives the run its cluster; importClass
 	// allows one import into the cluster's nodes at a time.
 	clusterStep, importClass string
+	// bakeNext is what the run bakes into the node image after a pass,
+	// for the next run, when no bake of it existed (see addBakeAndCreate).
+	bakeNext []string
 }
 
 func (t *Testbed) newPlanner(service string, parts Parts, env runEnv) (*planner, error) {

@@ -48,7 +48,10 @@ type run struct {
 	ids    map[string]string        // image name → image ID
 	objs   map[string][]kube.Object // component name → rendered manifests
 	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
-	ports  map[int]int              // node port → host port, when the engine chose them (warm clusters)
+	// unbaked is set when findBaked found no bake of the run's images:
+	// the cluster is made from the base, and a pass bakes for the next run.
+	unbaked bool
+	ports   map[int]int // node port → host port, when the engine chose them (warm clusters)
 	// probes is the kubelets' readiness probe counts right after a
 	// claimed warm cluster was unpaused (nil otherwise).
 	probes *probeCount

@@ -118,18 +118,36 @@ type sourceDefaults struct{}
 func (sourceDefaults) wrapLoad(_ *run, _ string, load stepFunc) stepFunc { return load }
 func (sourceDefaults) addAfterReady(*planner)                            {}
 
+// addBakeNext adds the bake addBakeAndCreate put off, after the run's
+// teardown and only after a pass: a user who stops the run or reads a
+// failure does not wait for it.
+func addBakeNext(b *planner) {
+	if b.bakeNext != nil {
+		b.p.Finally = append(b.p.Finally, engine.Step{Name: stepBakeNext, OnSuccess: true, Run: b.r.bakeForNextRun(b.bakeNext)})
+	}
+}
+
 // clusterNeeded reports whether the parts do anything on a cluster.
 func clusterNeeded(parts Parts) bool { return parts.Create || parts.Load || parts.Deploy }
 
 // addBakeAndCreate adds the bake of the node image (when the run loads
 // third-party images and bakes them in) and the step that makes the
 // cluster, after claim when one is given; it returns the create step.
-func addBakeAndCreate(b *planner, claim, create stepFunc) string {
+// With later, a bake not made yet does not hold the create back (about
+// 1.5 min here, against seconds to load the images): the run uses a bake
+// made before, or creates from the base and loads the images, and bakes
+// after a pass for the next run (the source adds addBakeNext).
+func addBakeAndCreate(b *planner, claim, create stepFunc, later bool) string {
 	t, r := b.t, b.r
 	var needs []string
 	if third := r.thirdParty(b.imgs); len(third) > 0 && t.Opts.Bake && b.parts.Load && b.delivery.bakes() {
-		needs = append(needs, stepBake)
-		b.add(engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)})
+		step := engine.Step{Name: stepBake, Phase: engine.PhaseCluster, Run: r.bake(third)}
+		if later {
+			step = engine.Step{Name: stepFindBaked, Phase: engine.PhaseCluster, Run: r.findBaked(third)}
+			b.bakeNext = third
+		}
+		needs = append(needs, step.Name)
+		b.add(step)
 	}
 	if claim != nil {
 		b.add(engine.Step{Name: stepClaim, Needs: needs, Phase: engine.PhaseCluster, Run: claim})

@@ -34,7 +34,7 @@ func (s *kindSource) addSteps(b *planner) string {
 		if s.claim {
 			claim = r.claimWarmStep
 		}
-		return addBakeAndCreate(b, claim, r.create)
+		return addBakeAndCreate(b, claim, r.create, true)
 	}
 	if parts.Load || parts.Deploy {
 		b.add(engine.Step{Name: stepConnect, Phase: engine.PhaseCluster, Run: r.holding(r.connect)})
@@ -47,4 +47,5 @@ func (*kindSource) addFinally(b *planner) {
 	if parts.Destroy && parts.Create && !t.Opts.KeepCluster {
 		b.p.Finally = append(b.p.Finally, engine.Step{Name: stepDelete, Run: b.r.deleteIfMade})
 	}
+	addBakeNext(b)
 }

@@ -25,7 +25,7 @@ func (*warmingSource) ownsNodes() bool        { return true }
 func (*warmingSource) sharedCluster() bool    { return false }
 
 func (*warmingSource) addSteps(b *planner) string {
-	return addBakeAndCreate(b, nil, b.r.createWarm)
+	return addBakeAndCreate(b, nil, b.r.createWarm, false)
 }
 
 // addAfterReady pauses the cluster after every step before it, not only

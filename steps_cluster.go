@@ -136,6 +136,9 @@ func (r *run) clusterDNS(ctx context.Context, w io.Writer) error {
 	t0 := time.Now()
 	n, err := k.WaitServiceEndpoint(ctx, "kube-system", "kube-dns", clusterReadyTimeout)
 	if err != nil && ctx.Err() == nil {
+		if node := k.NodeSettling(context.WithoutCancel(ctx)); node != "" {
+			err = fmt.Errorf("%w\n  %s", err, node)
+		}
 		if short := cluster.InotifyShort(0); short != "" {
 			return fmt.Errorf("%w\n  likely why: %s", err, short)
 		}

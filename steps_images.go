@@ -80,6 +80,43 @@ func (r *run) bake(refs []string) func(context.Context, io.Writer) error {
 	}
 }
 
+// findBaked uses a node image baked before with refs, or the base when
+// there is none (unbaked): the run does not wait for a bake.
+func (r *run) findBaked(refs []string) func(context.Context, io.Writer) error {
+	return func(ctx context.Context, w io.Writer) error {
+		d, err := r.dockerClient(ctx)
+		if err != nil {
+			return err
+		}
+		found, err := r.scope.FindBakedNodeImage(ctx, d, r.baseNodeImage(), refs, w)
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.node, r.unbaked = found.Ref, found.Missing
+		if found.Missing {
+			fmt.Fprintf(w, "the cluster is made from the base node image now, and after a pass the bake is made for the next run\n")
+		}
+		return nil
+	}
+}
+
+// bakeForNextRun makes the bake findBaked did not find.
+func (r *run) bakeForNextRun(refs []string) func(context.Context, io.Writer) error {
+	bake := r.bake(refs)
+	return func(ctx context.Context, w io.Writer) error {
+		r.mu.Lock()
+		unbaked := r.unbaked
+		r.mu.Unlock()
+		if !unbaked {
+			fmt.Fprintln(w, "nothing to bake: the node image was baked before")
+			return nil
+		}
+		return bake(ctx, w)
+	}
+}
+
 // baseNodeImage is E2E_NODE_IMAGE, or kind's default.
 func (r *run) baseNodeImage() string {
 	if r.cfg.NodeImage != "" {

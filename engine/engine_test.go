@@ -257,6 +257,59 @@ func TestOnFailureStepSkippedOnSuccess(t *testing.T) {
 	}
 }
 
+// TestOnSuccessStepRunsOnlyWhenThePlanPassed: work for the next run
+// (OnSuccess) runs after a pass, after the teardown before it; after a
+// failure or an interrupt it does not run.
+func TestOnSuccessStepRunsOnlyWhenThePlanPassed(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		step func(context.Context, io.Writer) error
+		ctx  func() context.Context
+		want string
+	}{
+		{"passed", noop, context.Background, "teardown,next"},
+		{"failed", func(context.Context, io.Writer) error { return errors.New("boom") }, context.Background, "teardown"},
+		{"interrupted", noop, func() context.Context {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx
+		}, "teardown"},
+	} {
+		var ran []string
+		p := &Plan{Name: tc.name, Steps: []Step{{Name: "a", Run: tc.step}}, Finally: []Step{
+			{Name: "teardown", Run: func(context.Context, io.Writer) error { ran = append(ran, "teardown"); return nil }},
+			{Name: "next", OnSuccess: true, Run: func(context.Context, io.Writer) error { ran = append(ran, "next"); return nil }},
+		}}
+		Run(tc.ctx(), p, Options{})
+		if got := strings.Join(ran, ","); got != tc.want {
+			t.Errorf("%s: ran %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// An interrupt while it runs (here: during the teardown) ends it.
+	ctx, cancel := context.WithCancel(context.Background())
+	var cut error
+	p := &Plan{Name: "cut", Steps: []Step{{Name: "a", Run: noop}}, Finally: []Step{
+		{Name: "teardown", Run: func(context.Context, io.Writer) error { cancel(); return nil }},
+		{Name: "next", OnSuccess: true, Run: func(ctx context.Context, _ io.Writer) error {
+			select {
+			case <-ctx.Done():
+				cut = ctx.Err()
+			case <-time.After(10 * time.Second):
+			}
+			return cut
+		}},
+	}}
+	Run(ctx, p, Options{})
+	if cut == nil {
+		t.Error("an interrupt did not end the OnSuccess step")
+	}
+	bad := &Plan{Name: "both", Steps: []Step{{Name: "a", Run: noop}}, Finally: []Step{{Name: "x", OnSuccess: true, OnFailure: true, Run: noop}}}
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "both OnFailure and OnSuccess") {
+		t.Errorf("a step marked both: %v", err)
+	}
+}
+
 func TestInterruptCancelsAndRunsFinally(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())

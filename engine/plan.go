@@ -52,8 +52,11 @@ type Step struct {
 	// Phase places the step for phased mode.
 	Phase Phase
 	// OnFailure marks a finally step that runs only when the plan failed or
-	// was interrupted (diagnostics); other finally steps always run.
+	// was interrupted (diagnostics); OnSuccess one that runs only when it
+	// passed (work for the next run, which a user who stops or fails this
+	// one does not wait for). Other finally steps always run.
 	OnFailure bool
+	OnSuccess bool
 	// Run does the work; it writes its output to w, never to a shared stdout.
 	Run func(ctx context.Context, w io.Writer) error
 }
@@ -95,6 +98,9 @@ func (p *Plan) Validate() error {
 	for _, s := range p.Finally {
 		if len(s.Needs) > 0 {
 			return fmt.Errorf("plan %s: finally step %q cannot have needs: finally steps run in order", p.Name, s.Name)
+		}
+		if s.OnFailure && s.OnSuccess {
+			return fmt.Errorf("plan %s: finally step %q is marked both OnFailure and OnSuccess: it would never run", p.Name, s.Name)
 		}
 	}
 	for c, l := range p.Limits {
@@ -176,8 +182,11 @@ func (p *Plan) Describe(w io.Writer, m Mode) {
 	}
 	for _, s := range p.Finally {
 		when := "always"
-		if s.OnFailure {
+		switch {
+		case s.OnFailure:
 			when = "on failure"
+		case s.OnSuccess:
+			when = "on success"
 		}
 		fmt.Fprintf(w, "  %-28s finally (%s)\n", s.Name, when)
 	}

@@ -295,7 +295,7 @@ func (sc *scheduler) runFinally(ctx context.Context, failed bool) []error {
 	var errs []error
 	hurry := Hurry(ctx)
 	for _, s := range sc.p.Finally {
-		if s.OnFailure && !failed {
+		if s.OnFailure && !failed || s.OnSuccess && failed {
 			continue
 		}
 		if s.OnFailure && closed(hurry) {
@@ -323,7 +323,11 @@ func (sc *scheduler) runFinallyStep(ctx context.Context, s Step, hurry <-chan st
 		cp.Total = sc.since(sc.o.Now())
 		sc.o.Checkpoint(&cp)
 	}
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.o.FinallyTimeout)
+	parent := context.WithoutCancel(ctx)
+	if s.OnSuccess {
+		parent = ctx // work for the next run stops at an interrupt
+	}
+	fctx, cancel := context.WithTimeout(parent, sc.o.FinallyTimeout)
 	defer cancel()
 	if s.OnFailure && hurry != nil {
 		// The watch ends with the step.

@@ -42,6 +42,9 @@ type Baked struct {
 	Ref    string   // the node image to create clusters from
 	Images []string // the refs it holds beyond the base's
 	Cached bool     // it existed: nothing was built
+	// Missing is set by FindBakedNodeImage when the bake of Images has
+	// not been made yet: Ref is then the base.
+	Missing bool
 }
 
 // BakeNodeImage returns a node image derived from base with refs imported
@@ -53,6 +56,17 @@ type Baked struct {
 // absent from the engine are left out (the node pulls them, as before);
 // with the base absent, nothing is baked (kind pulls the base).
 func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
+	return s.bakeNodeImage(ctx, docker, base, refs, true, w)
+}
+
+// FindBakedNodeImage is BakeNodeImage without the bake: a run that must
+// not wait for one (about 1.5 min here) creates its cluster from base and
+// loads the images, and bakes for the next run.
+func (s Scope) FindBakedNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, w io.Writer) (Baked, error) {
+	return s.bakeNodeImage(ctx, docker, base, refs, false, w)
+}
+
+func (s Scope) bakeNodeImage(ctx context.Context, docker images.Docker, base string, refs []string, build bool, w io.Writer) (Baked, error) {
 	if rt, err := runtime(); err != nil || rt != "docker" {
 		// The baked image is made in Docker's store; another runtime's
 		// nodes would not find it.
@@ -69,8 +83,7 @@ func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base str
 	if err != nil {
 		return Baked{}, fmt.Errorf("node image %s: %w", base, err)
 	}
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00", BakeRecipe, baseImg.ID)
+	ids := map[string]string{}
 	var have []string
 	for _, ref := range slices.Sorted(slices.Values(refs)) {
 		img, err := docker.ImageInspect(ctx, ref)
@@ -81,18 +94,22 @@ func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base str
 		if err != nil {
 			return Baked{}, fmt.Errorf("inspecting %s: %w", ref, err)
 		}
-		fmt.Fprintf(h, "%s\x00%s\x00", ref, img.ID)
+		ids[ref] = img.ID
 		have = append(have, ref)
 	}
 	if len(have) == 0 {
 		return Baked{Ref: base}, nil
 	}
-	tag := s.BakedRepo() + ":" + hex.EncodeToString(h.Sum(nil))[:12]
+	tag := bakedTag(s, baseImg.ID, ids)
 	if _, err := docker.ImageInspect(ctx, tag); err == nil {
 		fmt.Fprintf(w, "cached: %s (%s with %s)\n", tag, base, strings.Join(have, ", "))
 		return Baked{Ref: tag, Images: have, Cached: true}, nil
 	} else if !errdefs.IsNotFound(err) {
 		return Baked{}, fmt.Errorf("inspecting %s: %w", tag, err)
+	}
+	if !build {
+		fmt.Fprintf(w, "not baked yet: %s with %s (the images are loaded)\n", base, strings.Join(have, ", "))
+		return Baked{Ref: base, Images: have, Missing: true}, nil
 	}
 	t0 := time.Now()
 	if err := bake(ctx, docker, base, baseImg.Config.Entrypoint, baseImg.ID, have, tag); err != nil {
@@ -100,6 +117,17 @@ func (s Scope) BakeNodeImage(ctx context.Context, docker images.Docker, base str
 	}
 	fmt.Fprintf(w, "baked: %s (%s with %s) in %s\n", tag, base, strings.Join(have, ", "), time.Since(t0).Round(100*time.Millisecond))
 	return Baked{Ref: tag, Images: have}, nil
+}
+
+// bakedTag names the bake of the images ids holds (ref → ID) into the
+// base image baseID: the same inputs, the same tag.
+func bakedTag(s Scope, baseID string, ids map[string]string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%s\x00", BakeRecipe, baseID)
+	for _, ref := range slices.Sorted(maps.Keys(ids)) {
+		fmt.Fprintf(h, "%s\x00%s\x00", ref, ids[ref])
+	}
+	return s.BakedRepo() + ":" + hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // bake runs a container of the base image with containerd, imports the

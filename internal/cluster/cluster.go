@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster"
 	"sigs.k8s.io/kind/pkg/cluster/nodes"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
-	kindlog "sigs.k8s.io/kind/pkg/log"
 
 	"github.com/testbed-dev/testbed/engine"
 	"github.com/testbed-dev/testbed/internal/registry"
@@ -183,7 +182,7 @@ func (s Scope) Open(name string, w io.Writer) (*Cluster, error) {
 		Kubeconfig: filepath.Join(dir, "kubeconfig"),
 		scope:      s,
 		runtime:    rt,
-		provider:   cluster.NewProvider(providerOption(rt), cluster.ProviderWithLogger(writerLogger{w})),
+		provider:   cluster.NewProvider(providerOption(rt), cluster.ProviderWithLogger(newKindLogger(w))),
 	}, nil
 }
 
@@ -326,7 +325,12 @@ func (c *Cluster) prepareKind(o CreateOptions, w io.Writer) ([]cluster.CreateOpt
 	opts := []cluster.CreateOption{
 		cluster.CreateWithV1Alpha4Config(cfg),
 		cluster.CreateWithKubeconfigPath(c.Kubeconfig),
-		cluster.CreateWithWaitForReady(3 * time.Minute),
+		// No CreateWithWaitForReady: kind's last action would wait (about
+		// 3 s here) for the nodes to be Ready, while loads and applies need
+		// only containerd and the API server. Whatever needs a Ready node
+		// waits for it: the run's "ready cluster DNS" step, and the
+		// readiness waits, which take an Unschedulable pod on a node still
+		// settling for no failure.
 		cluster.CreateWithDisplayUsage(false),
 		cluster.CreateWithDisplaySalutation(false),
 	}
@@ -793,28 +797,6 @@ func withDeadline[T any](ctx context.Context, d time.Duration, what string, f fu
 // deadlineGrace is how long withDeadline waits, once its context has
 // ended, for the call it gave up on.
 const deadlineGrace = 2 * time.Second
-
-// writerLogger routes kind's user-facing messages to a step's writer.
-type writerLogger struct{ w io.Writer }
-
-var _ kindlog.Logger = writerLogger{}
-
-func (l writerLogger) Warn(m string)             { fmt.Fprintln(l.w, m) }
-func (l writerLogger) Warnf(f string, a ...any)  { fmt.Fprintf(l.w, f+"\n", a...) }
-func (l writerLogger) Error(m string)            { fmt.Fprintln(l.w, m) }
-func (l writerLogger) Errorf(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
-func (l writerLogger) V(v kindlog.Level) kindlog.InfoLogger {
-	if v > 0 {
-		return kindlog.NoopInfoLogger{}
-	}
-	return infoLogger(l)
-}
-
-type infoLogger struct{ w io.Writer }
-
-func (l infoLogger) Info(m string)            { fmt.Fprintln(l.w, m) }
-func (l infoLogger) Infof(f string, a ...any) { fmt.Fprintf(l.w, f+"\n", a...) }
-func (l infoLogger) Enabled() bool            { return true }
 
 // ConfigureRegistry points every node's containerd at the local registry
 // (E2E_REGISTRY=local; registry.Connect joins it to kind's network).

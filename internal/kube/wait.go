@@ -293,7 +293,7 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 			return false, nil
 		}
 		if reason, container, msg := podProblem(pod, failOnCrash); reason != "" {
-			if reason == "Unschedulable" && c.nodeSettling(ctx) != "" {
+			if reason == "Unschedulable" && c.NodeSettling(ctx) != "" {
 				return false, nil // the scheduler tries again when the node recovers
 			}
 			return false, &NotReadyError{
@@ -307,12 +307,14 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 	return err
 }
 
-// nodeSettling names a node that is not Ready or carries the not-ready or
-// unreachable taint, "" when none does (or the nodes cannot be read). The
+// NodeSettling names a node that is not Ready or carries the not-ready or
+// unreachable taint, "" when none does (or the nodes cannot be read): the
+// reason a wait for the cluster's own pods may have run out. The
 // scheduler turns pods away from such a node until it recovers: seen on a
-// warm cluster just unpaused, whose kubelet reported "container runtime is
-// down" once, then Ready. A pod Unschedulable then is no reason to fail.
-func (c *Client) nodeSettling(ctx context.Context) string {
+// fresh cluster before its node's first Ready, and on a warm cluster just
+// unpaused, whose kubelet reported "container runtime is down" once, then
+// Ready. A pod Unschedulable then is no reason to fail.
+func (c *Client) NodeSettling(ctx context.Context) string {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	nodes, err := c.Core.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
