@@ -165,7 +165,7 @@ type allPrinter struct {
 
 // newAllPrinter frames services as groups under GitHub Actions.
 func newAllPrinter(w io.Writer) *allPrinter {
-	return &allPrinter{w: w, github: os.Getenv("GITHUB_ACTIONS") == "true"}
+	return &allPrinter{w: w, github: inGitHubActions()}
 }
 
 // line prints one progress line of a service.

@@ -123,7 +123,7 @@ func (sourceDefaults) addAfterReady(*planner)                            {}
 // failure does not wait for it.
 func addBakeNext(b *planner) {
 	if b.bakeNext != nil {
-		b.p.Finally = append(b.p.Finally, engine.Step{Name: stepBakeNext, OnSuccess: true, Run: b.r.bakeForNextRun(b.bakeNext)})
+		b.p.Finally = append(b.p.Finally, engine.Step{Name: stepBakeNext, OnSuccess: true, Run: b.r.bakeForNextRun(b.r.bake(b.bakeNext))})
 	}
 }
 

@@ -102,13 +102,17 @@ func Load(opts Options) (*Testbed, error) {
 // state under the user's cache in testbed/<name>.
 func (t *Testbed) scope() cluster.Scope { return cluster.Scope(t.Topo.Name) }
 
+// inGitHubActions reports a step of a GitHub Actions job (GITHUB_ACTIONS,
+// which every runner sets).
+func inGitHubActions() bool { return os.Getenv("GITHUB_ACTIONS") == "true" }
+
 // style picks the output framing: GitHub Actions groups, a live status line
 // on a terminal, plain lines otherwise.
 func (env runEnv) style() engine.Style {
 	if env.plain {
 		return engine.Plain
 	}
-	if os.Getenv("GITHUB_ACTIONS") == "true" {
+	if inGitHubActions() {
 		return engine.GitHub
 	}
 	if f, ok := env.out.(*os.File); ok && isatty.IsTerminal(f.Fd()) {
