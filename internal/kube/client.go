@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -138,14 +140,58 @@ func (c *Client) Apply(ctx context.Context, ns string, objs []Object, w io.Write
 	if err := c.SetNamespace(objs, ns); err != nil {
 		return err
 	}
-	for _, o := range objs {
-		verb, err := c.applyOne(ctx, o)
-		if err != nil {
-			return fmt.Errorf("%s: %s: %w", o.Source, o, err)
+	verbs := make([]string, len(objs))
+	for _, tier := range applyTiers(objs) {
+		// One tier's objects at once (each a GET and a PATCH: about 30 ms
+		// here, one after the other before), the next tier after it.
+		// The first failure cancels the rest of the tier, and Wait returns
+		// it: the cause, not a cancellation it made.
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(8)
+		for _, i := range tier {
+			g.Go(func() error {
+				verb, err := c.applyOne(gctx, objs[i])
+				if err != nil {
+					return fmt.Errorf("%s: %s: %w", objs[i].Source, objs[i], err)
+				}
+				verbs[i] = verb
+				return nil
+			})
 		}
-		fmt.Fprintf(w, "%s %s\n", o, verb)
+		if err := g.Wait(); err != nil {
+			return err
+		}
+	}
+	for i, o := range objs {
+		fmt.Fprintf(w, "%s %s\n", o, verbs[i])
 	}
 	return nil
+}
+
+// applyTiers groups the objects' indexes, in manifest order, into what
+// Apply sends together, in kustomize's order of kinds: what others are
+// made in or of (namespaces, CRDs); service accounts and the policies
+// admission applies (a token Secret whose account does not exist yet is
+// deleted by the token controller); what workloads refer to (roles,
+// config, secrets, claims, Services); then the workloads and the webhooks
+// and API services that call them. A pod thus never starts before its
+// ConfigMap or ServiceAccount exists.
+func applyTiers(objs []Object) [][]int {
+	tiers := make([][]int, 4)
+	for i, o := range objs {
+		t := 2
+		switch o.GetKind() {
+		case "Namespace", "CustomResourceDefinition":
+			t = 0
+		case "ServiceAccount", "ResourceQuota", "LimitRange", "PriorityClass", "StorageClass":
+			t = 1
+		case "Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "CronJob", "Pod",
+			"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration", "APIService":
+			t = 3
+		}
+		tiers[t] = append(tiers[t], i)
+	}
+	return slices.DeleteFunc(tiers, func(t []int) bool { return len(t) == 0 })
 }
 
 func (c *Client) applyOne(ctx context.Context, o Object) (string, error) {
