@@ -46,7 +46,7 @@ func TestOneClusterPlanSharesACluster(t *testing.T) {
 		}
 	}
 	for _, s := range steps {
-		if s == stepCluster || s == stepBake || s == stepCheckImages || s == stepExisting {
+		if s == stepCluster || s == stepBake || s == stepFindBaked || s == stepCheckImages || s == stepExisting {
 			t.Errorf("a run on the shared cluster has the step %q", s)
 		}
 	}
