@@ -21,10 +21,7 @@ import (
 // mode starts from the same empty state; images stay loaded. Runs are
 // interleaved (seq, phased, dataflow, seq, …) so drift hits every mode alike.
 func (t *Testbed) BenchDeploy(ctx context.Context, service string, n int) error {
-	if _, err := t.Topo.Service(service); err != nil {
-		return &InputError{err}
-	}
-	c, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
+	c, err := t.serviceCluster(service, io.Discard)
 	if err != nil {
 		return err
 	}
@@ -194,10 +191,7 @@ func (t *Testbed) variant(topo *topology.Topology, opts Options, out io.Writer) 
 // run-<i>.log; one line per run here, then the failures and the spread of
 // the times. It fails when a run failed or left its cluster behind.
 func (t *Testbed) BenchSoak(ctx context.Context, service string, n int) error {
-	if _, err := t.Topo.Service(service); err != nil {
-		return &InputError{err}
-	}
-	c, err := t.scope().Open(t.scope().NameFor(service), io.Discard)
+	c, err := t.serviceCluster(service, io.Discard)
 	if err != nil {
 		return err
 	}

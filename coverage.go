@@ -74,12 +74,8 @@ func (r *run) collectCoverage(ctx context.Context, w io.Writer) error {
 	if r.cfg.KeepCluster {
 		fmt.Fprintln(w, "the kept cluster's instrumented workloads are now at zero replicas; deploy:parallel scales them back")
 	}
-	base, err := artifacts(r.cfg, r.name)
+	dir, err := r.freshArtifactDir("coverage")
 	if err != nil {
-		return err
-	}
-	dir := filepath.Join(base, "coverage")
-	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	data := filepath.Join(dir, "data")

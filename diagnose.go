@@ -22,6 +22,17 @@ func artifacts(cfg Options, service string) (string, error) {
 	return filepath.Join(cfg.Artifacts, service), nil
 }
 
+// freshArtifactDir is the run's artifacts subdirectory name, emptied of
+// what an earlier run wrote there.
+func (r *run) freshArtifactDir(name string) (string, error) {
+	base, err := artifacts(r.cfg, r.name)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(base, name)
+	return dir, os.RemoveAll(dir)
+}
+
 // diagnose writes the diagnostics of the cluster the run holds. A run
 // that failed before it had one (a build error) diagnoses nothing: the
 // cluster of its name may be someone's kept one, and the previous run's
@@ -38,12 +49,8 @@ func (r *run) diagnose(ctx context.Context, w io.Writer) error {
 			return err
 		}
 	}
-	base, err := artifacts(r.cfg, r.name)
+	dir, err := r.freshArtifactDir("diagnostics")
 	if err != nil {
-		return err
-	}
-	dir := filepath.Join(base, "diagnostics")
-	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
 	var errs []error

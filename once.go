@@ -76,3 +76,49 @@ func (m *onceMap[V]) do(ctx context.Context, key string, fn func() (V, error)) (
 	c.val, c.err = fn()
 	return c.val, false, c.err
 }
+
+// lazy is a value made on first use outside any lock, so that a slow make
+// (a ping, a docker exec) holds up no other step: two callers at once may
+// both make one, and the one that comes second is discarded. A failed make
+// is not remembered.
+type lazy[T any] struct {
+	mu  sync.Mutex
+	set bool
+	v   T
+}
+
+// get returns the value, made by mk on first use; discard (when not nil)
+// gets a value made by a caller that lost the race.
+func (l *lazy[T]) get(mk func() (T, error), discard func(T)) (T, error) {
+	if v, ok := l.peek(); ok {
+		return v, nil
+	}
+	v, err := mk()
+	if err != nil {
+		return v, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.set {
+		if discard != nil {
+			discard(v)
+		}
+		return l.v, nil
+	}
+	l.v, l.set = v, true
+	return v, nil
+}
+
+// peek returns the value if it was made.
+func (l *lazy[T]) peek() (T, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.v, l.set
+}
+
+// put sets the value, as if made.
+func (l *lazy[T]) put(v T) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.v, l.set = v, true
+}

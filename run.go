@@ -41,13 +41,15 @@ type run struct {
 	// run's to diagnose.
 	holds atomic.Bool
 
-	mu     sync.Mutex
-	docker *client.Client
-	kube   *kube.Client
-	refs   map[string]string        // image name → reference
-	ids    map[string]string        // image name → image ID
-	objs   map[string][]kube.Object // component name → rendered manifests
-	node   string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
+	docker lazy[*client.Client]
+	held   lazy[map[string]string] // image ref → ID the cluster's nodes held at the first load
+
+	mu   sync.Mutex
+	kube *kube.Client
+	refs map[string]string        // image name → reference
+	ids  map[string]string        // image name → image ID
+	objs map[string][]kube.Object // component name → rendered manifests
+	node string                   // the node image clusters are made from (baked or E2E_NODE_IMAGE)
 	// unbaked is set when findBaked found no bake of the run's images:
 	// the cluster is made from the base, and a pass bakes for the next run.
 	unbaked bool
@@ -55,7 +57,6 @@ type run struct {
 	// probes is the kubelets' readiness probe counts right after a
 	// claimed warm cluster was unpaused (nil otherwise).
 	probes *probeCount
-	held   map[string]string // image ref → ID the cluster's nodes held at the first load
 	// compiling counts the run's build steps that may still compile:
 	// a claimed warm cluster is unpaused only when it is zero, since an
 	// awake cluster takes the cores a compile needs.
@@ -85,24 +86,7 @@ func (r *run) hostPort(p topology.Port) int {
 // every step takes: two steps that need it at once may both make one, and
 // the second is closed.
 func (r *run) dockerClient(ctx context.Context) (*client.Client, error) {
-	r.mu.Lock()
-	d := r.docker
-	r.mu.Unlock()
-	if d != nil {
-		return d, nil
-	}
-	d, err := images.NewDocker(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.docker != nil {
-		d.Close()
-		return r.docker, nil
-	}
-	r.docker = d
-	return d, nil
+	return r.docker.get(func() (*client.Client, error) { return images.NewDocker(ctx) }, func(d *client.Client) { d.Close() })
 }
 
 func (r *run) kubeClient() (*kube.Client, error) {
@@ -150,8 +134,8 @@ func (r *run) close() {
 		pc.stop()
 		<-pc.done
 	}
-	if r.docker != nil {
-		r.docker.Close()
+	if d, ok := r.docker.peek(); ok {
+		d.Close()
 	}
 	if r.runNS != nil {
 		r.runNS.stopForwards(io.Discard)

@@ -269,18 +269,5 @@ func (r *run) push(name string) func(context.Context, io.Writer) error {
 // on a warm or baked cluster most loads then find their image there
 // without asking the node each time.
 func (r *run) heldImages(ctx context.Context, c *cluster.Cluster) (map[string]string, error) {
-	r.mu.Lock()
-	held := r.held
-	r.mu.Unlock()
-	if held != nil {
-		return held, nil
-	}
-	held, err := c.ImageIDs(ctx)
-	if err != nil {
-		return nil, err
-	}
-	r.mu.Lock()
-	r.held = held
-	r.mu.Unlock()
-	return held, nil
+	return r.held.get(func() (map[string]string, error) { return c.ImageIDs(ctx) }, nil)
 }

@@ -201,10 +201,7 @@ func (t *Testbed) Show(w io.Writer, service string) error {
 // that name made by someone else is refused, ErrInput); a missing cluster
 // is not an error.
 func (t *Testbed) Delete(ctx context.Context, service string) error {
-	if _, err := t.Topo.Service(service); err != nil {
-		return &InputError{err}
-	}
-	c, err := t.scope().Open(t.scope().NameFor(service), t.Out)
+	c, err := t.serviceCluster(service, t.Out)
 	if err != nil {
 		return err
 	}
@@ -218,6 +215,15 @@ func (t *Testbed) Delete(ctx context.Context, service string) error {
 		}
 	}
 	return c.Delete(ctx, t.Out)
+}
+
+// serviceCluster is a service's kind cluster, <name>-<service> (it may not
+// exist); an unknown service is bad input.
+func (t *Testbed) serviceCluster(service string, w io.Writer) (*cluster.Cluster, error) {
+	if _, err := t.Topo.Service(service); err != nil {
+		return nil, &InputError{err}
+	}
+	return t.scope().Open(t.scope().NameFor(service), w)
 }
 
 // Prune deletes the clusters testbed made for this topology (warm ones

@@ -104,7 +104,8 @@ func TestStaleWarmClusterIsNotUsed(t *testing.T) {
 	if other == "" {
 		other = "redis:7-alpine"
 	}
-	if _, err := r.docker.ImageInspect(ctx, other); err == nil {
+	d, _ := r.docker.peek()
+	if _, err := d.ImageInspect(ctx, other); err == nil {
 		r.node = other
 		if s2, err := r.shape(ctx); err != nil || s2 == shape {
 			t.Errorf("the shape does not change with the node image (%s vs %s): %v", s2, shape, err)

@@ -73,7 +73,7 @@ func (r *run) claimWarm(ctx context.Context, w io.Writer) (ok bool, err error) {
 		}
 		r.mu.Lock()
 		r.cluster = c
-		r.held = wc.Images // what a load would ask the waking nodes
+		r.held.put(wc.Images) // what a load would ask the waking nodes
 		r.mu.Unlock()
 		r.made.Store(true) // the run deletes it: a warm cluster serves one run
 		return true, r.wake(ctx, c, wc, w)

@@ -5,7 +5,6 @@ package datastorage
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -174,12 +173,7 @@ func (s *Server) query(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) fail(w http.ResponseWriter, what string, err error) {
-	s.Log.Error("request failed", "dependency", what, "err", err)
-	code := http.StatusInternalServerError
-	if errors.Is(err, context.DeadlineExceeded) {
-		code = http.StatusServiceUnavailable
-	}
-	http.Error(w, what+": "+err.Error(), code)
+	startup.Fail(w, s.Log, "request failed", "dependency", what, err)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -10,7 +10,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -207,10 +206,5 @@ func (s *Server) audit(ctx context.Context, fp string, a Alert) error {
 }
 
 func (s *Server) fail(w http.ResponseWriter, what string, err error) {
-	s.Log.Error("ingest failed", "step", what, "err", err)
-	code := http.StatusInternalServerError
-	if errors.Is(err, context.DeadlineExceeded) {
-		code = http.StatusServiceUnavailable
-	}
-	http.Error(w, what+": "+err.Error(), code)
+	startup.Fail(w, s.Log, "ingest failed", "step", what, err)
 }

@@ -4,6 +4,7 @@ package startup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -78,6 +79,18 @@ func Readyz(log *slog.Logger, check func(context.Context) error) http.HandlerFun
 		}
 		fmt.Fprintln(w, "ready")
 	}
+}
+
+// Fail answers a request that failed on a dependency (what): 503 when the
+// dependency ran out of time, 500 otherwise, the error in the body and in
+// the log (msg, with what under key).
+func Fail(w http.ResponseWriter, log *slog.Logger, msg, key, what string, err error) {
+	log.Error(msg, key, what, "err", err)
+	code := http.StatusInternalServerError
+	if errors.Is(err, context.DeadlineExceeded) {
+		code = http.StatusServiceUnavailable
+	}
+	http.Error(w, what+": "+err.Error(), code)
 }
 
 // HTTPReady asks another service's /readyz once: nil when it answers 200.

@@ -176,3 +176,24 @@ func TestHTTPReadyIsNilOnlyFor200(t *testing.T) {
 		t.Errorf("200: got %v", err)
 	}
 }
+
+func TestFailSays503OnlyForADeadline(t *testing.T) {
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	for _, c := range []struct {
+		err  error
+		code int
+	}{
+		{fmt.Errorf("query: %w", context.DeadlineExceeded), http.StatusServiceUnavailable},
+		{errors.New("relation missing"), http.StatusInternalServerError},
+	} {
+		rec := httptest.NewRecorder()
+		Fail(rec, log, "request failed", "dependency", "postgresql", c.err)
+		if rec.Code != c.code || !strings.HasPrefix(rec.Body.String(), "postgresql: "+c.err.Error()) {
+			t.Errorf("%v: got %d %q, want %d and the error", c.err, rec.Code, rec.Body.String(), c.code)
+		}
+	}
+	if !strings.Contains(logs.String(), "dependency=postgresql") {
+		t.Errorf("the log does not name the dependency: %s", logs.String())
+	}
+}
