@@ -167,7 +167,7 @@ func (c *inputCollector) images() {
 		}
 		svcs := c.using(func(s *topology.Service) bool { return slices.Contains(c.topo.ImagesOf(s), name) })
 		c.g.Go(func() error {
-			in := affected.Input{What: "image " + name, Services: svcs, Paths: []affected.Path{affected.File(c.rel(img.Dockerfile))}}
+			in := affected.Input{What: "image " + name, Image: name, Services: svcs, Paths: []affected.Path{affected.File(c.rel(img.Dockerfile))}}
 			if img.Context != "" {
 				in.Paths = append(in.Paths, affected.Tree(c.rel(img.Context)))
 			}
@@ -210,7 +210,7 @@ func (c *inputCollector) suites() {
 				return fmt.Errorf("suite of %s: %w", name, err)
 			}
 			paths = append(paths, affected.Tree(c.rel(s.Suite)))
-			c.add(affected.Input{What: "suite of " + name, Paths: paths, Services: []string{name}})
+			c.add(affected.Input{What: "suite of " + name, Suite: true, Paths: paths, Services: []string{name}})
 			return nil
 		})
 	}

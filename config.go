@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ var Knobs = []Knob{
 	{"E2E_WARM_MAX_AGE", "24h", "a warm cluster older than this is discarded, not used"},
 	{"E2E_TIMEOUT", "5m", "deadline of each component's readiness wait"},
 	{"E2E_SUITE_TIMEOUT", "10m", "deadline of a service's E2E suite"},
+	{"E2E_FOCUS", "(none)", "a regular expression: the suite runs only the specs (Ginkgo's -ginkgo.focus) or tests (go test -run) it matches; e2e:watch's way to rerun one spec"},
 	{"E2E_ARTIFACTS", "_artifacts", "where timelines and diagnostics are written, per service"},
 	{"E2E_PARALLEL", "from cores and memory", "services e2e:all runs at once (with E2E_ONE_CLUSTER=0: clusters; one per core and per 3 GiB available, at least 1)"},
 	{"E2E_ONE_CLUSTER", "1", "1 makes e2e:all run its services on one kind cluster (one per cluster shape), each in a namespace of its own as on an existing cluster, reached through port-forwards; 0 gives each service a cluster of its own"},
@@ -62,6 +64,7 @@ type Options struct {
 	WarmMaxAge       time.Duration
 	Timeout          time.Duration
 	SuiteTimeout     time.Duration
+	Focus            string // E2E_FOCUS: run only the suite's specs or tests it matches
 	Artifacts        string
 	Parallel         int  // 0: DefaultParallel
 	OneCluster       bool // E2E_ONE_CLUSTER: e2e:all's services share a cluster
@@ -126,6 +129,11 @@ func OptionsFromEnv(root string) (Options, error) {
 	}
 	if c.Coverage, err = boolVar("E2E_COVERAGE"); err != nil {
 		return c, err
+	}
+	if c.Focus = os.Getenv("E2E_FOCUS"); c.Focus != "" {
+		if _, err := regexp.Compile(c.Focus); err != nil {
+			return c, fmt.Errorf("E2E_FOCUS=%q is not a regular expression: %w", c.Focus, err)
+		}
 	}
 	c.Registry, c.Tag = strings.TrimSuffix(os.Getenv("IMAGE_REGISTRY"), "/"), os.Getenv("IMAGE_TAG")
 	switch v := os.Getenv("E2E_REGISTRY"); v {

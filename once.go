@@ -77,6 +77,20 @@ func (m *onceMap[V]) do(ctx context.Context, key string, fn func() (V, error)) (
 	return c.val, false, c.err
 }
 
+// forget drops what key's call returned (not a call in flight): the next
+// caller runs fn again. e2e:watch forgets an image whose inputs changed.
+func (m *onceMap[V]) forget(key string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.calls[key]; ok {
+		select {
+		case <-c.done:
+			delete(m.calls, key)
+		default:
+		}
+	}
+}
+
 // lazy is a value made on first use outside any lock, so that a slow make
 // (a ping, a docker exec) holds up no other step: two callers at once may
 // both make one, and the one that comes second is discarded. A failed make

@@ -49,7 +49,7 @@ func (t *Testbed) newPlanner(service string, parts Parts, env runEnv) (*planner,
 	if once == nil { // a Testbed not made by New
 		once = &processOnce{}
 	}
-	r := &run{tb: t, env: env, cfg: t.Opts, once: once, topo: t.Topo, name: service, svc: svc, scope: t.scope(), ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, source: src}
+	r := &run{tb: t, env: env, cfg: t.Opts, once: once, topo: t.Topo, name: service, svc: svc, scope: t.scope(), ns: t.Topo.Namespace, refs: map[string]string{}, ids: map[string]string{}, objs: map[string][]kube.Object{}, source: src, suites: env.suites}
 	if err := src.prepare(r); err != nil {
 		return nil, err
 	}
@@ -150,6 +150,10 @@ func (b *planner) addSuite(gate []string) {
 			defer done()
 			return r.suite(ctx, w)
 		}
+	}
+	if precompiled(r.svc.Suite) {
+		b.add(engine.Step{Name: stepCompileSuite, Phase: engine.PhaseBuild, Run: r.compileSuite})
+		gate = append(gate, stepCompileSuite)
 	}
 	b.add(engine.Step{Name: "suite " + r.name, Needs: gate, Phase: engine.PhaseTest, Run: suite})
 }

@@ -69,6 +69,11 @@ type run struct {
 	// claimed is set once the claim step gave the run a warm cluster:
 	// the create step then has nothing to make.
 	claimed atomic.Bool
+	// suites is where the suite is compiled (env.suites, or the run's own,
+	// ownSuites, removed at its end); suiteBin is what compile suite made.
+	suites    *suiteCache
+	ownSuites bool
+	suiteBin  compiledSuite
 }
 
 // hostPort is where the host reaches a node port of the run's cluster.
@@ -136,6 +141,12 @@ func (r *run) close() {
 	}
 	if d, ok := r.docker.peek(); ok {
 		d.Close()
+	}
+	r.mu.Lock()
+	own := r.ownSuites
+	r.mu.Unlock()
+	if own {
+		r.suites.remove()
 	}
 	if r.runNS != nil {
 		r.runNS.stopForwards(io.Discard)

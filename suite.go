@@ -4,8 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
-	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -34,8 +35,8 @@ func (r *run) SuiteEnv() []string {
 	return env
 }
 
-// suite runs the service's Ginkgo suite with go test: the go tool is a
-// command, run with an argument list and no shell.
+// suite runs the service's suite: its binary compiled ahead, or go test
+// (suiteCommand), with an argument list and no shell.
 func (r *run) suite(ctx context.Context, w io.Writer) error {
 	// go test's work directory (the test binary) lives in a directory
 	// removed at the end, whatever happens to go test.
@@ -53,8 +54,10 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 		}
 		os.RemoveAll(tmp)
 	})()
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite)
-	cmd.Dir = r.cfg.Root
+	cmd, err := r.suiteCommand(ctx)
+	if err != nil {
+		return err
+	}
 	cmd.Env = append(append(os.Environ(), r.SuiteEnv()...), "GINKGO_NO_COLOR=TRUE", "GOTMPDIR="+tmp)
 	count := newRanCounter()
 	out := io.MultiWriter(w, count)
@@ -81,6 +84,40 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 		return fmt.Errorf("suite %s ran nothing (%s): a suite that runs no test checks nothing; did a port or variable it needs change name?", r.svc.Suite, why)
 	}
 	return nil
+}
+
+// focusArgs are the go test arguments that run only what focus matches:
+// Ginkgo's focus for a Ginkgo suite (go test's -run would filter its one
+// Test function), -run otherwise.
+func focusArgs(focus string, ginkgo bool) []string {
+	switch {
+	case focus == "":
+		return nil
+	case ginkgo:
+		return []string{"-args", "-ginkgo.focus=" + focus}
+	}
+	return []string{"-run", focus}
+}
+
+// isGinkgo reports whether the suite's test files (a package directory,
+// or a ./dir/... pattern) import Ginkgo.
+func isGinkgo(root, suite string) bool {
+	dir, all := strings.CutSuffix(suite, "/...")
+	found := false
+	_ = filepath.WalkDir(filepath.Join(root, dir), func(p string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil || found:
+			return fs.SkipAll
+		case d.IsDir() && p != filepath.Join(root, dir) && !all:
+			return fs.SkipDir
+		case !strings.HasSuffix(p, "_test.go"):
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		found = err == nil && strings.Contains(string(b), `"github.com/onsi/ginkgo/v2"`)
+		return nil
+	})
+	return found
 }
 
 // ranCounter reads a suite's output as it passes for what tells how much

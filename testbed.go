@@ -56,6 +56,9 @@ type runEnv struct {
 	// suiteDone is called when the service's suite ends: e2e:all then
 	// starts the next service while this one's teardown runs.
 	suiteDone func()
+	// suites keeps compiled suites between runs (e2e:watch); nil: each
+	// run compiles its own.
+	suites *suiteCache
 }
 
 // Commands are the command lines (with %s for the service) a message

@@ -23,3 +23,8 @@ func (E2e) All(ctx context.Context) error {
 func (E2e) Run(ctx context.Context, service string) error {
 	return run(ctx, service, testbed.PartsE2E)
 }
+
+// Watch is the inner loop: runs a service's E2E on a cluster it keeps, then again on every save to what the service is made from (its images' Go packages and Dockerfiles, its manifests, its suite), rebuilding only what changed; prints each verdict with the time from the save. Ctrl-C ends it and deletes the cluster if it made it.
+func (E2e) Watch(ctx context.Context, service string) error {
+	return do(ctx, func(ctx context.Context, tb *testbed.Testbed) error { return tb.Watch(ctx, service) })
+}

@@ -82,6 +82,8 @@ type Input struct {
 	What     string // for people: "image gateway", "manifests of postgresql"
 	Paths    []Path
 	Services []string // nil: every service
+	Image    string   // the image these are the inputs of ("" for anything else)
+	Suite    bool     // these are a suite's inputs
 }
 
 // Reason says why a service is affected: the first changed file that

@@ -1,0 +1,195 @@
+// Package watch tells when the files a set of paths names change. It polls
+// their modification times and sizes (no inotify watch to run out of: a
+// kind node already holds about 30 instances) and reports a change once
+// the files have been still for one interval, with the time of the save:
+// the newest modification time among the changed files.
+package watch
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/testbed-dev/testbed/internal/affected"
+)
+
+// Stamp is what tells a file changed.
+type Stamp struct {
+	ModTime time.Time
+	Size    int64
+	Mode    fs.FileMode
+}
+
+// Files maps each file (slash-separated, relative to the root) to its stamp.
+type Files map[string]Stamp
+
+// Scan lists the files under root that paths name, with their stamps. A
+// path that does not exist names no file (yet).
+func Scan(root string, paths []affected.Path) (Files, error) {
+	out := Files{}
+	for _, p := range paths {
+		if err := scanPath(root, p, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func scanPath(root string, p affected.Path, out Files) error {
+	abs := filepath.Join(root, filepath.FromSlash(p.Name))
+	if !p.Dir {
+		return stamp(out, p.Name, abs)
+	}
+	if !p.Recursive {
+		entries, err := os.ReadDir(abs)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			if name := filepath.ToSlash(filepath.Join(p.Name, e.Name())); !e.IsDir() && p.Match(name) {
+				if err := stamp(out, name, filepath.Join(abs, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	err := filepath.WalkDir(abs, func(file string, d fs.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed while walked
+		}
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(root, file)
+		if err != nil {
+			return err
+		}
+		return stamp(out, filepath.ToSlash(rel), file)
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+func stamp(out Files, name, abs string) error {
+	fi, err := os.Lstat(abs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	out[name] = Stamp{ModTime: fi.ModTime(), Size: fi.Size(), Mode: fi.Mode()}
+	return nil
+}
+
+// Diff lists, sorted, the files added, removed or changed from a to b.
+func Diff(a, b Files) []string {
+	var out []string
+	for name, sa := range a {
+		if sb, ok := b[name]; !ok || sb != sa {
+			out = append(out, name)
+		}
+	}
+	for name := range b {
+		if _, ok := a[name]; !ok {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Change is what changed since the last one reported.
+type Change struct {
+	Files []string
+	// Saved is the newest modification time among the changed files, or
+	// when the change was seen if only removals make it.
+	Saved time.Time
+	Seen  time.Time
+}
+
+// Poller scans the paths every Interval and reports changes.
+type Poller struct {
+	Root     string
+	Paths    []affected.Path
+	Interval time.Duration // 100 ms when zero
+	// Quiet is how long the files must stay as they are before a change
+	// is reported: an editor's save of several files, or a write then a
+	// rename, is one change. One interval when zero.
+	Quiet time.Duration
+	last  Files
+}
+
+// Start takes the first scan: Next reports changes from it.
+func (p *Poller) Start() error {
+	f, err := Scan(p.Root, p.Paths)
+	p.last = f
+	return err
+}
+
+// Len is how many files the last scan found.
+func (p *Poller) Len() int { return len(p.last) }
+
+// Next waits for a change to the files and returns it once they have
+// stayed as they are for Quiet.
+func (p *Poller) Next(ctx context.Context) (Change, error) {
+	every := p.Interval
+	if every <= 0 {
+		every = 100 * time.Millisecond
+	}
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	quiet := p.Quiet
+	if quiet <= 0 {
+		quiet = every
+	}
+	var pending Files // the scan the files last changed in
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return Change{}, ctx.Err()
+		case <-tick.C:
+		}
+		now, err := Scan(p.Root, p.Paths)
+		if err != nil {
+			return Change{}, err
+		}
+		switch {
+		case pending == nil && len(Diff(p.last, now)) == 0:
+			continue
+		case pending == nil || len(Diff(pending, now)) > 0:
+			pending, since = now, time.Now() // changed, or still changing
+			continue
+		case time.Since(since) < quiet:
+			continue
+		}
+		files := Diff(p.last, now)
+		if len(files) == 0 { // changed back
+			pending = nil
+			continue
+		}
+		c := Change{Files: files, Seen: time.Now()}
+		for _, f := range files {
+			if s, ok := now[f]; ok && s.ModTime.After(c.Saved) {
+				c.Saved = s.ModTime
+			}
+		}
+		if c.Saved.IsZero() {
+			c.Saved = c.Seen
+		}
+		p.last = maps.Clone(now)
+		return c, nil
+	}
+}
