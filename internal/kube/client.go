@@ -411,6 +411,16 @@ func (c *Client) WaitServiceEndpoint(ctx context.Context, ns, service string, ti
 	return ready, nil
 }
 
+// Answers reports whether the API server answers /readyz once, within
+// timeout: through the kubeconfig's address and CA, so only the cluster
+// that kubeconfig was written for can answer.
+func (c *Client) Answers(ctx context.Context, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := c.Core.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
+	return err == nil
+}
+
 // WaitAPI waits until the API server answers /readyz (a cluster whose node
 // was just unpaused answers after a second or two).
 func (c *Client) WaitAPI(ctx context.Context, timeout time.Duration) error {
