@@ -41,7 +41,8 @@ func Example() {
 	// apply web after [prepare namespace load web ready store ready cluster DNS]
 	// ready web after [apply web]
 	// reach host ports after [ready store ready web]
-	// suite web after [ready store ready web reach host ports]
+	// compile suite after []
+	// suite web after [ready store ready web reach host ports compile suite]
 }
 
 // Bad input (an unknown service, a knob's bad value, an invalid topology)

@@ -65,7 +65,8 @@ func TestE2EPlanAppliesEachComponentWhenItsNeedsAreReady(t *testing.T) {
 		"apply datastorage": {"prepare namespace", "load datastorage", "ready migrations", "ready redis", "ready cluster DNS"},
 		"load datastorage":  {"create cluster", "build datastorage"},
 		"reach host ports":  {"ready postgresql", "ready redis", "ready migrations", "ready datastorage"},
-		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage", "reach host ports"},
+		"suite datastorage": {"ready postgresql", "ready redis", "ready migrations", "ready datastorage", "reach host ports", "compile suite"},
+		"compile suite":     nil,
 	}
 	for step, needs := range want {
 		if got := needsOf(p, step); !slices.Equal(got, needs) {
@@ -127,7 +128,7 @@ func TestANinthServiceGetsAPlanFromItsTopologyAlone(t *testing.T) {
 	}
 	for step, needs := range map[string][]string{
 		"apply ninth": {"prepare namespace", "load ninth", "ready cache", "ready cluster DNS"},
-		"suite ninth": {"ready cache", "ready ninth", "reach host ports"},
+		"suite ninth": {"ready cache", "ready ninth", "reach host ports", "compile suite"},
 	} {
 		if got := needsOf(p, step); !slices.Equal(got, needs) {
 			t.Errorf("%s needs %v, want %v", step, got, needs)
