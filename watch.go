@@ -49,7 +49,9 @@ func (t *Testbed) Watch(ctx context.Context, service string) error {
 		return err
 	}
 	defer suites.remove()
-	w := &watchLoop{t: t, service: service, out: t.Out, once: &processOnce{}, suites: suites, held: existed}
+	own := t.variant(t.Topo, t.Opts, t.Out)
+	own.once = &processOnce{} // its images, forgotten one by one as they change
+	w := &watchLoop{t: own, service: service, out: t.Out, suites: suites, held: existed}
 	if err := w.scan(ctx); err != nil {
 		return err
 	}
@@ -61,12 +63,11 @@ func (t *Testbed) Watch(ctx context.Context, service string) error {
 
 // watchLoop is the state of one e2e:watch.
 type watchLoop struct {
-	t       *Testbed
+	t       *Testbed // the watch's own: its once holds the images built, kept between runs
 	service string
 	out     io.Writer
-	once    *processOnce // images built, kept between runs: a changed image is forgotten
-	suites  *suiteCache  // the suite compiled, kept until its inputs change
-	held    bool         // the service's cluster exists: runs connect to it
+	suites  *suiteCache // the suite compiled, kept until its inputs change
+	held    bool        // the service's cluster exists: runs connect to it
 	inputs  []affected.Input
 	poller  *watch.Poller
 }
@@ -178,7 +179,7 @@ func (w *watchLoop) start(ctx context.Context) *iteration {
 	if !w.held {
 		parts = PartsE2E
 	}
-	tb := &Testbed{Opts: opts, Topo: w.t.Topo, Out: w.out, Commands: w.t.Commands, once: w.once}
+	tb := w.t.variant(w.t.Topo, opts, w.out)
 	rctx, cancel := context.WithCancel(ctx)
 	it := &iteration{cancel: cancel, done: make(chan runOutcome, 1)}
 	go func() {
@@ -200,7 +201,7 @@ func (w *watchLoop) changed(ctx context.Context, c watch.Change) *watch.Change {
 		}
 		switch {
 		case in.Image != "":
-			w.once.images.forget(in.Image)
+			w.t.once.images.forget(in.Image)
 		case in.Suite:
 			w.suites.bins.forget(w.t.Topo.Services[w.service].Suite)
 		case in.What == "the topology":
@@ -221,8 +222,8 @@ func (w *watchLoop) reload(ctx context.Context) {
 		fmt.Fprintf(w.out, "e2e:watch %s: the topology does not load, so the run uses the one before: %v\n", w.service, err)
 		return
 	}
-	w.t = &Testbed{Opts: w.t.Opts, Topo: topo.Topo, Out: w.t.Out, Commands: w.t.Commands, StepSummary: w.t.StepSummary}
-	w.once = &processOnce{} // an image's definition may have changed
+	w.t = w.t.variant(topo.Topo, w.t.Opts, w.t.Out)
+	w.t.once = &processOnce{} // an image's definition may have changed
 	w.suites.bins = onceMap[compiledSuite]{}
 	if err := w.scan(ctx); err != nil {
 		fmt.Fprintf(w.out, "e2e:watch %s: %v\n", w.service, err)

@@ -16,15 +16,15 @@ import (
 // recompiles the suite alone.
 func TestWatchRebuildsOnlyWhatASaveChanged(t *testing.T) {
 	ctx := context.Background()
-	w := &watchLoop{out: io.Discard, once: &processOnce{}, suites: &suiteCache{}, service: "gateway",
-		t: &Testbed{Topo: &topology.Topology{Services: map[string]*topology.Service{"gateway": {Suite: "./test/e2e/gateway"}}}},
+	w := &watchLoop{out: io.Discard, suites: &suiteCache{}, service: "gateway",
+		t: &Testbed{once: &processOnce{}, Topo: &topology.Topology{Services: map[string]*topology.Service{"gateway": {Suite: "./test/e2e/gateway"}}}},
 		inputs: []affected.Input{
 			{What: "image gateway", Image: "gateway", Paths: []affected.Path{affected.PackageDir("test/platform/gateway", false)}},
 			{What: "image datastorage", Image: "datastorage", Paths: []affected.Path{affected.PackageDir("test/platform/datastorage", false)}},
 			{What: "suite of gateway", Suite: true, Paths: []affected.Path{affected.PackageDir("test/e2e/gateway", true)}},
 		}}
 	built := func(name string) bool {
-		_, reused, _ := w.once.images.do(ctx, name, func() (images.Built, error) { return images.Built{Name: name}, nil })
+		_, reused, _ := w.t.once.images.do(ctx, name, func() (images.Built, error) { return images.Built{Name: name}, nil })
 		return !reused
 	}
 	compiled := func() bool {
