@@ -92,8 +92,10 @@ func (w *watchLoop) scan(ctx context.Context) error {
 	for _, in := range w.inputs {
 		paths = append(paths, in.Paths...)
 	}
-	w.poller = &watch.Poller{Root: w.t.Opts.Root, Paths: paths}
-	return w.poller.Start()
+	if w.poller == nil {
+		w.poller = &watch.Poller{Root: w.t.Opts.Root}
+	}
+	return w.poller.Start(paths)
 }
 
 // iteration is one run in flight.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/testbed-dev/testbed/internal/affected"
@@ -119,27 +120,44 @@ type Change struct {
 	Seen  time.Time
 }
 
-// Poller scans the paths every Interval and reports changes.
+// Poller scans its paths every Interval and reports changes. Start may
+// be called again, while Next waits, to watch other paths.
 type Poller struct {
 	Root     string
-	Paths    []affected.Path
 	Interval time.Duration // 100 ms when zero
 	// Quiet is how long the files must stay as they are before a change
 	// is reported: an editor's save of several files, or a write then a
 	// rename, is one change. One interval when zero.
 	Quiet time.Duration
+
+	mu    sync.Mutex
+	paths []affected.Path
 	last  Files
+	gen   int // counts Starts: a change seen under other paths is dropped
 }
 
-// Start takes the first scan: Next reports changes from it.
-func (p *Poller) Start() error {
-	f, err := Scan(p.Root, p.Paths)
-	p.last = f
+// Start watches paths, taking the scan Next reports changes from.
+func (p *Poller) Start(paths []affected.Path) error {
+	f, err := Scan(p.Root, paths)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.paths, p.last = paths, f
+	p.gen++
 	return err
 }
 
 // Len is how many files the last scan found.
-func (p *Poller) Len() int { return len(p.last) }
+func (p *Poller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.last)
+}
+
+func (p *Poller) state() ([]affected.Path, Files, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.paths, p.last, p.gen
+}
 
 // Next waits for a change to the files and returns it once they have
 // stayed as they are for Quiet.
@@ -156,18 +174,23 @@ func (p *Poller) Next(ctx context.Context) (Change, error) {
 	}
 	var pending Files // the scan the files last changed in
 	var since time.Time
+	pendingGen := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return Change{}, ctx.Err()
 		case <-tick.C:
 		}
-		now, err := Scan(p.Root, p.Paths)
+		paths, last, gen := p.state()
+		if gen != pendingGen {
+			pending, pendingGen = nil, gen
+		}
+		now, err := Scan(p.Root, paths)
 		if err != nil {
 			return Change{}, err
 		}
 		switch {
-		case pending == nil && len(Diff(p.last, now)) == 0:
+		case pending == nil && len(Diff(last, now)) == 0:
 			continue
 		case pending == nil || len(Diff(pending, now)) > 0:
 			pending, since = now, time.Now() // changed, or still changing
@@ -175,7 +198,7 @@ func (p *Poller) Next(ctx context.Context) (Change, error) {
 		case time.Since(since) < quiet:
 			continue
 		}
-		files := Diff(p.last, now)
+		files := Diff(last, now)
 		if len(files) == 0 { // changed back
 			pending = nil
 			continue
@@ -189,7 +212,16 @@ func (p *Poller) Next(ctx context.Context) (Change, error) {
 		if c.Saved.IsZero() {
 			c.Saved = c.Seen
 		}
-		p.last = maps.Clone(now)
+		p.mu.Lock()
+		stale := p.gen != gen
+		if !stale {
+			p.last = maps.Clone(now)
+		}
+		p.mu.Unlock()
+		if stale {
+			pending = nil
+			continue
+		}
 		return c, nil
 	}
 }

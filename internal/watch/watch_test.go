@@ -28,10 +28,10 @@ func fixture(t *testing.T) (*Poller, string) {
 	for _, f := range []string{"cmd/gw/main.go", "cmd/gw/main_test.go", "cmd/gw/README.md", "cmd/gw/sub/x.go", "deploy/gw/kustomization.yaml", "deploy/gw/deploy.yaml", "Dockerfile", "other.go"} {
 		write(t, root, f, "package x\n")
 	}
-	p := &Poller{Root: root, Interval: 10 * time.Millisecond, Quiet: 80 * time.Millisecond, Paths: []affected.Path{
+	p := &Poller{Root: root, Interval: 10 * time.Millisecond, Quiet: 80 * time.Millisecond}
+	if err := p.Start([]affected.Path{
 		affected.PackageDir("cmd/gw", false), affected.Tree("deploy/gw"), affected.File("Dockerfile"), affected.File("missing/yet"),
-	}}
-	if err := p.Start(); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return p, root
@@ -114,5 +114,30 @@ func TestNextEndsWithItsContext(t *testing.T) {
 	cancel()
 	if _, err := p.Next(ctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("got %v, want context.Canceled", err)
+	}
+}
+
+// TestStartWhileNextWaitsWatchesTheNewPaths: a topology change gives the
+// watch other paths while its poller waits; the files the new paths add
+// are not a change, a save to one of them is.
+func TestStartWhileNextWaitsWatchesTheNewPaths(t *testing.T) {
+	p, root := fixture(t)
+	got := make(chan Change, 1)
+	go func() {
+		c, err := next(p, 5*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	time.Sleep(50 * time.Millisecond)
+	if err := p.Start([]affected.Path{affected.File("other.go")}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	write(t, root, "cmd/gw/main.go", "package x // no longer watched\n")
+	write(t, root, "other.go", "package x // watched now\n")
+	if c := <-got; !slices.Equal(c.Files, []string{"other.go"}) {
+		t.Errorf("changed %v, want [other.go] alone", c.Files)
 	}
 }
