@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
@@ -82,7 +83,8 @@ func compileTest(ctx context.Context, root, pkg, dir string, w io.Writer) (compi
 		return compiledSuite{}, err
 	}
 	t0 := time.Now()
-	bin := filepath.Join(out, "suite.test")
+	// Named as go test names it (<package>.test), so that ps shows whose it is.
+	bin := filepath.Join(out, path.Base(filepath.ToSlash(pkg))+".test")
 	if err := goCommand(ctx, root, w, "test", "-c", "-o", bin, pkg); err != nil {
 		return compiledSuite{}, err
 	}

@@ -2,6 +2,7 @@ package testbed
 
 import (
 	"context"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +48,9 @@ func TestCompiledSuiteRunsFocusedInItsPackageDir(t *testing.T) {
 		var out strings.Builder
 		if err := r.compileSuite(ctx, &out); err != nil {
 			t.Fatalf("compile: %v\n%s", err, out.String())
+		}
+		if base := filepath.Base(r.suiteBin.bin); base != "focussuite.test" {
+			t.Errorf("the binary is %s, want focussuite.test (as go test names it: the fault suite looks for it by name)", base)
 		}
 		if again := strings.Contains(out.String(), "compiled already"); again != (i == 1) {
 			t.Errorf("run %d: compiled again = %v:\n%s", i, !again, out.String())
