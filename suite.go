@@ -38,8 +38,8 @@ func (r *run) SuiteEnv() []string {
 // suite runs the service's suite: its binary compiled ahead, or go test
 // (suiteCommand), with an argument list and no shell.
 func (r *run) suite(ctx context.Context, w io.Writer) error {
-	// go test's work directory (the test binary) lives in a directory
-	// removed at the end, whatever happens to go test.
+	// go test's work directory (a pattern suite's test binaries) lives in
+	// a directory removed at the end, whatever happens to go test.
 	tmp, err := os.MkdirTemp("", "testbed-suite-")
 	if err != nil {
 		return err
@@ -86,17 +86,18 @@ func (r *run) suite(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// focusArgs are the go test arguments that run only what focus matches:
-// Ginkgo's focus for a Ginkgo suite (go test's -run would filter its one
-// Test function), -run otherwise.
-func focusArgs(focus string, ginkgo bool) []string {
+// focusArgs are the test binary's flags that run only what the focus
+// matches: Ginkgo's focus for a Ginkgo suite (-test.run would filter its
+// one Test function), -test.run otherwise. Without a focus the suite's
+// files are not read.
+func focusArgs(focus, root, suite string) []string {
 	switch {
 	case focus == "":
 		return nil
-	case ginkgo:
-		return []string{"-args", "-ginkgo.focus=" + focus}
+	case isGinkgo(root, suite):
+		return []string{"-ginkgo.focus=" + focus}
 	}
-	return []string{"-run", focus}
+	return []string{"-test.run", focus}
 }
 
 // isGinkgo reports whether the suite's test files (a package directory,

@@ -85,11 +85,11 @@ func compileTest(ctx context.Context, root, pkg, dir string, w io.Writer) (compi
 	t0 := time.Now()
 	// Named as go test names it (<package>.test), so that ps shows whose it is.
 	bin := filepath.Join(out, path.Base(filepath.ToSlash(pkg))+".test")
-	if err := goCommand(ctx, root, w, "test", "-c", "-o", bin, pkg); err != nil {
+	if err := goCommand(ctx, root, out, w, "test", "-c", "-o", bin, pkg); err != nil {
 		return compiledSuite{}, err
 	}
 	var d bytes.Buffer
-	if err := goCommand(ctx, root, &d, "list", "-f", "{{.Dir}}", pkg); err != nil {
+	if err := goCommand(ctx, root, out, &d, "list", "-f", "{{.Dir}}", pkg); err != nil {
 		return compiledSuite{}, err
 	}
 	s := compiledSuite{bin: bin, dir: strings.TrimSpace(d.String())}
@@ -100,12 +100,14 @@ func compileTest(ctx context.Context, root, pkg, dir string, w io.Writer) (compi
 	return s, nil
 }
 
-// goCommand runs the go tool in root, its output to w.
-func goCommand(ctx context.Context, root string, w io.Writer, args ...string) error {
+// goCommand runs the go tool in root, its output to w. Its work
+// directory goes in tmp, which the caller removes: interrupted, go build
+// leaves its work directory behind (as images' compile says).
+func goCommand(ctx context.Context, root, tmp string, w io.Writer, args ...string) error {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = root
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = io.MultiWriter(w, &buf), io.MultiWriter(w, &buf)
+	cmd.Env = append(os.Environ(), "GOTMPDIR="+tmp)
+	cmd.Stdout, cmd.Stderr = w, w
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	cmd.WaitDelay = 10 * time.Second
 	if err := cmd.Run(); err != nil {
@@ -118,9 +120,12 @@ func goCommand(ctx context.Context, root string, w io.Writer, args ...string) er
 // (in the package's directory, as go test runs it) when there is one,
 // else go test.
 func (r *run) suiteCommand(ctx context.Context) (*exec.Cmd, error) {
-	focus := focusArgs(r.cfg.Focus, isGinkgo(r.cfg.Root, r.svc.Suite))
+	focus := focusArgs(r.cfg.Focus, r.cfg.Root, r.svc.Suite)
 	if !precompiled(r.svc.Suite) {
-		args := append([]string{"test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite}, focus...)
+		args := []string{"test", "-count=1", "-v", "-timeout", r.cfg.SuiteTimeout.String(), r.svc.Suite}
+		if len(focus) > 0 {
+			args = append(append(args, "-args"), focus...)
+		}
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = r.cfg.Root
 		return cmd, nil
@@ -131,13 +136,8 @@ func (r *run) suiteCommand(ctx context.Context) (*exec.Cmd, error) {
 	if s.bin == "" {
 		return nil, fmt.Errorf("suite %s ran nothing ([no test files]): a suite that runs no test checks nothing", r.svc.Suite)
 	}
-	args := []string{"-test.v", "-test.timeout", r.cfg.SuiteTimeout.String()}
-	if len(focus) > 0 && focus[0] == "-run" {
-		focus = []string{"-test.run", focus[1]}
-	} else if len(focus) > 0 {
-		focus = focus[1:] // the binary takes Ginkgo's flags without -args
-	}
-	cmd := exec.CommandContext(ctx, s.bin, append(args, focus...)...)
+	args := append([]string{"-test.v", "-test.timeout", r.cfg.SuiteTimeout.String()}, focus...)
+	cmd := exec.CommandContext(ctx, s.bin, args...)
 	cmd.Dir = s.dir
 	return cmd, nil
 }

@@ -14,16 +14,15 @@ import (
 
 func TestFocusArgsFollowTheSuiteKind(t *testing.T) {
 	for _, c := range []struct {
-		focus  string
-		ginkgo bool
-		want   []string
+		focus, suite string
+		want         []string
 	}{
-		{"", true, nil},
-		{"dedup", true, []string{"-args", "-ginkgo.focus=dedup"}},
-		{"TestA", false, []string{"-run", "TestA"}},
+		{"", "./test/e2e/gateway", nil},
+		{"dedup", "./test/e2e/gateway", []string{"-ginkgo.focus=dedup"}},
+		{"TestA", "./testdata/focussuite", []string{"-test.run", "TestA"}},
 	} {
-		if got := focusArgs(c.focus, c.ginkgo); !slices.Equal(got, c.want) {
-			t.Errorf("focusArgs(%q, %v) = %q, want %q", c.focus, c.ginkgo, got, c.want)
+		if got := focusArgs(c.focus, ".", c.suite); !slices.Equal(got, c.want) {
+			t.Errorf("focusArgs(%q, %s) = %q, want %q", c.focus, c.suite, got, c.want)
 		}
 	}
 	if !isGinkgo(".", "./test/e2e/gateway") || isGinkgo(".", "./testdata/focussuite") || !isGinkgo(".", "./test/e2e/...") {
