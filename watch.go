@@ -66,9 +66,10 @@ type watchLoop struct {
 	t       *Testbed // the watch's own: its once holds the images built, kept between runs
 	service string
 	out     io.Writer
-	suites  *suiteCache // the suite compiled, kept until its inputs change
-	held    bool        // the service's cluster exists: runs connect to it
-	inputs  []affected.Input
+	suites  *suiteCache      // the suite compiled, kept until its inputs change
+	held    bool             // the service's cluster exists: runs connect to it
+	inputs  []affected.Input // the service's (ci:affected's map)
+	topo    affected.Path    // the topology file: a save reloads it
 	poller  *watch.Poller
 }
 
@@ -82,13 +83,13 @@ func (w *watchLoop) scan(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.inputs = []affected.Input{{What: "the topology", Paths: []affected.Path{affected.File(topo)}}}
+	w.topo, w.inputs = affected.File(topo), nil
 	for _, in := range all {
 		if in.Services != nil && slices.Contains(in.Services, w.service) {
 			w.inputs = append(w.inputs, in)
 		}
 	}
-	var paths []affected.Path
+	paths := []affected.Path{w.topo}
 	for _, in := range w.inputs {
 		paths = append(paths, in.Paths...)
 	}
@@ -195,6 +196,10 @@ func (w *watchLoop) start(ctx context.Context) *iteration {
 // rebuilt by the next run, and a changed topology is read again.
 func (w *watchLoop) changed(ctx context.Context, c watch.Change) *watch.Change {
 	fmt.Fprintf(w.out, "\ne2e:watch %s: %s saved\n", w.service, strings.Join(c.Files, ", "))
+	if slices.ContainsFunc(c.Files, w.topo.Match) {
+		w.reload(ctx) // every image and the suite forgotten
+		return &c
+	}
 	for _, in := range w.inputs {
 		if !slices.ContainsFunc(c.Files, func(f string) bool {
 			return slices.ContainsFunc(in.Paths, func(p affected.Path) bool { return p.Match(f) })
@@ -206,8 +211,6 @@ func (w *watchLoop) changed(ctx context.Context, c watch.Change) *watch.Change {
 			w.t.once.images.forget(in.Image)
 		case in.Suite:
 			w.suites.bins.forget(w.t.Topo.Services[w.service].Suite)
-		case in.What == "the topology":
-			w.reload(ctx)
 		}
 	}
 	return &c
