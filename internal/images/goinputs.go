@@ -28,6 +28,9 @@ func (b *Builder) goBuildFlags() []string {
 	if b.Cover {
 		flags = append(flags, "-cover")
 	}
+	if b.NoInline {
+		flags = append(flags, "-gcflags=./...=-l")
+	}
 	return flags
 }
 

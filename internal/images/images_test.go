@@ -344,11 +344,30 @@ func TestGoInputsHash(t *testing.T) {
 		t.Error("a change to a Go file left the hash as it was")
 	}
 	b.Cover = true
-	if hash() == afterSource {
+	afterCover := hash()
+	if afterCover == afterSource {
 		t.Error("-cover left the hash as it was")
+	}
+	b.NoInline = true
+	if hash() == afterCover {
+		t.Error("the inner loop's -l left the hash as it was: its image would pass for CI's")
 	}
 	write("main.go", "package main\n\nfunc main() { undefinedFunction() }\n")
 	if _, err := (&Builder{Root: mod}).goInputsHash(context.Background(), "./nosuch"); err == nil {
 		t.Error("a package that does not exist hashed without error")
+	}
+}
+
+// TestNoInlineCompiles: the inner loop's flags are ones go build takes
+// (the package pattern is relative to Root), and the line says so.
+func TestNoInlineCompiles(t *testing.T) {
+	t.Parallel()
+	b := &Builder{Root: ".", NoInline: true}
+	var out bytes.Buffer
+	if err := b.compile(context.Background(), topology.Binary{Name: "hello", Package: "./testdata/hello"}, filepath.Join(t.TempDir(), "hello"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "inlining off") {
+		t.Errorf("the compile line does not say inlining is off: %q", out.String())
 	}
 }
