@@ -32,7 +32,7 @@ func (r *run) build(name string, img *topology.Image) func(context.Context, io.W
 		if err != nil {
 			return err
 		}
-		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild, Cover: r.cfg.Coverage, Compiled: settled}
+		b := &images.Builder{Docker: d, Root: r.cfg.Root, Timeout: r.cfg.BuildTimeout, Rebuild: r.cfg.Rebuild, Cover: r.cfg.Coverage, NoInline: r.env.noInline, Compiled: settled}
 		res, reused, err := r.once.images.do(ctx, name, func() (images.Built, error) { return b.Build(ctx, name, img, w) })
 		if err != nil {
 			return err

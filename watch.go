@@ -186,7 +186,7 @@ func (w *watchLoop) start(ctx context.Context) *iteration {
 	rctx, cancel := context.WithCancel(ctx)
 	it := &iteration{cancel: cancel, done: make(chan runOutcome, 1)}
 	go func() {
-		res, err := tb.run(rctx, w.service, parts, runEnv{out: w.out, suites: w.suites})
+		res, err := tb.run(rctx, w.service, parts, runEnv{out: w.out, suites: w.suites, noInline: true})
 		it.done <- runOutcome{res, err}
 	}()
 	return it
