@@ -31,6 +31,10 @@ func (inspectOnly) ImageSave(context.Context, []string, ...client.ImageSaveOptio
 	panic("FindBakedNodeImage saved an image")
 }
 
+func (inspectOnly) ImageLoad(context.Context, io.Reader, ...client.ImageLoadOption) (image.LoadResponse, error) {
+	panic("FindBakedNodeImage loaded an image")
+}
+
 // TestFindBakedNodeImageNeverBakes: with no bake of these inputs on the
 // engine, Find returns the base and says the bake is missing (a run then
 // loads the images and bakes after its suite); with the bake there, it
