@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"strings"
 	"sync"
 	"time"
@@ -183,7 +184,11 @@ func (r *run) load(name string) func(context.Context, io.Writer) error {
 			fmt.Fprintf(w, "%s: already holds %s (%s)\n", c.Name, ref, images.ShortID(id))
 			return nil
 		}
-		return c.LoadImage(ctx, d, ref, id, held, w)
+		if err := c.LoadImage(ctx, d, ref, id, held, w); err != nil {
+			return err
+		}
+		r.env.nodeImages.loaded(ref, id)
+		return nil
 	}
 }
 
@@ -269,5 +274,56 @@ func (r *run) push(name string) func(context.Context, io.Writer) error {
 // on a warm or baked cluster most loads then find their image there
 // without asking the node each time.
 func (r *run) heldImages(ctx context.Context, c *cluster.Cluster) (map[string]string, error) {
-	return r.held.get(func() (map[string]string, error) { return c.ImageIDs(ctx) }, nil)
+	return r.held.get(func() (map[string]string, error) {
+		if ids, ok := r.env.nodeImages.list(); ok {
+			return ids, nil
+		}
+		ids, err := c.ImageIDs(ctx)
+		if err == nil {
+			r.env.nodeImages.listed(ids)
+		}
+		return ids, err
+	}, nil)
+}
+
+// nodeImages is the image ref → ID the nodes of a cluster held when first
+// listed, with what was loaded since: e2e:watch's, kept between its runs.
+// A nil *nodeImages keeps nothing.
+type nodeImages struct {
+	mu  sync.Mutex
+	ids map[string]string // nil until listed
+}
+
+// list is a copy of the images, when they were listed.
+func (n *nodeImages) list() (map[string]string, bool) {
+	if n == nil {
+		return nil, false
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ids == nil {
+		return nil, false
+	}
+	return maps.Clone(n.ids), true
+}
+
+func (n *nodeImages) listed(ids map[string]string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.ids = maps.Clone(ids)
+}
+
+// loaded records an image loaded into every node.
+func (n *nodeImages) loaded(ref, id string) {
+	if n == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.ids != nil {
+		n.ids[cluster.NormalizeRef(ref)] = id
+	}
 }

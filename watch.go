@@ -51,7 +51,7 @@ func (t *Testbed) Watch(ctx context.Context, service string) error {
 	defer suites.remove()
 	own := t.variant(t.Topo, t.Opts, t.Out)
 	own.once = &processOnce{} // its images, forgotten one by one as they change
-	w := &watchLoop{t: own, service: service, out: t.Out, suites: suites, held: existed}
+	w := &watchLoop{t: own, service: service, out: t.Out, suites: suites, held: existed, nodeImages: &nodeImages{}}
 	if err := w.scan(ctx); err != nil {
 		return err
 	}
@@ -71,6 +71,9 @@ type watchLoop struct {
 	inputs  []affected.Input // the service's (ci:affected's map)
 	topo    affected.Path    // the topology file: a save reloads it
 	poller  *watch.Poller
+	// nodeImages is what the cluster's nodes hold, listed once and kept
+	// up to date by the runs' loads.
+	nodeImages *nodeImages
 }
 
 // scan reads what the service is made from and starts watching it.
@@ -186,7 +189,7 @@ func (w *watchLoop) start(ctx context.Context) *iteration {
 	rctx, cancel := context.WithCancel(ctx)
 	it := &iteration{cancel: cancel, done: make(chan runOutcome, 1)}
 	go func() {
-		res, err := tb.run(rctx, w.service, parts, runEnv{out: w.out, suites: w.suites, noInline: true})
+		res, err := tb.run(rctx, w.service, parts, runEnv{out: w.out, suites: w.suites, noInline: true, nodeImages: w.nodeImages})
 		it.done <- runOutcome{res, err}
 	}()
 	return it

@@ -44,3 +44,33 @@ func TestWatchRebuildsOnlyWhatASaveChanged(t *testing.T) {
 		t.Error("after a save to the suite: want the suite recompiled, the images as they were")
 	}
 }
+
+// TestWatchRunsAskTheNodesOnce: a run of the watch takes what the nodes
+// hold from the watch's list (the cluster is nil here: asking it would
+// panic), and a load is in the list the next run gets.
+func TestWatchRunsAskTheNodesOnce(t *testing.T) {
+	ctx := context.Background()
+	kept := &nodeImages{}
+	if _, ok := kept.list(); ok {
+		t.Fatal("an empty list says it was listed: the first run would not ask the nodes")
+	}
+	kept.listed(map[string]string{"docker.io/testbed/gateway:a": "sha256:a"})
+	first := &run{env: runEnv{nodeImages: kept}}
+	got, err := first.heldImages(ctx, nil)
+	if err != nil || got["docker.io/testbed/gateway:a"] != "sha256:a" {
+		t.Fatalf("first run: %v, %v", got, err)
+	}
+	kept.loaded("testbed/gateway:b", "sha256:b")
+	next := &run{env: runEnv{nodeImages: kept}}
+	if got, _ := next.heldImages(ctx, nil); got["docker.io/testbed/gateway:b"] != "sha256:b" {
+		t.Errorf("the next run does not see the load: %v", got)
+	}
+	if _, ok := got["docker.io/testbed/gateway:b"]; ok {
+		t.Error("a load changed the list an earlier run holds (its copy is shared)")
+	}
+	var none *nodeImages // outside a watch: nothing kept, nothing recorded
+	none.loaded("x", "y")
+	if _, ok := none.list(); ok {
+		t.Error("a nil list says it was listed")
+	}
+}

@@ -66,19 +66,19 @@ CMD ["serve"]
 // does not understand is refused with the reason, never half-read.
 func TestParseRecipeLeavesTheRestToDockerBuild(t *testing.T) {
 	for df, why := range map[string]string{
-		"FROM alpine:3\nCOPY x /x\n":                        "FROM alpine:3",
-		"FROM scratch AS a\nCOPY x /x\nFROM scratch\n":      "only one stage",
-		"FROM scratch\nRUN [\"/x\"]\n":                      "RUN is docker build's",
-		"FROM scratch\nARG V=1\n":                           "ARG is docker build's",
-		"FROM scratch\nCOPY --chown=1:1 x /x\n":             "COPY's flags",
-		"FROM scratch\nCOPY --from=build /x /x\n":           "COPY's flags",
-		"FROM scratch\nCOPY *.txt /x/\n":                    "wildcards",
-		"FROM scratch\nENV A=$HOME\n":                       "variables",
-		"FROM scratch\nLABEL a=\"b c\"\n":                   "quotes",
-		"FROM scratch\nENTRYPOINT /x --flag\n":              "only the JSON form",
-		"# syntax=docker/dockerfile:1\nFROM scratch\n":      "parser directive",
-		"# escape=`\nFROM scratch\n":                        "parser directive",
-		"COPY x /x\n":                                       "no FROM",
+		"FROM alpine:3\nCOPY x /x\n":                       "FROM alpine:3",
+		"FROM scratch AS a\nCOPY x /x\nFROM scratch\n":     "only one stage",
+		"FROM scratch\nRUN [\"/x\"]\n":                     "RUN is docker build's",
+		"FROM scratch\nARG V=1\n":                          "ARG is docker build's",
+		"FROM scratch\nCOPY --chown=1:1 x /x\n":            "COPY's flags",
+		"FROM scratch\nCOPY --from=build /x /x\n":          "COPY's flags",
+		"FROM scratch\nCOPY *.txt /x/\n":                   "wildcards",
+		"FROM scratch\nENV A=$HOME\n":                      "variables",
+		"FROM scratch\nLABEL a=\"b c\"\n":                  "quotes",
+		"FROM scratch\nENTRYPOINT /x --flag\n":             "only the JSON form",
+		"# syntax=docker/dockerfile:1\nFROM scratch\n":     "parser directive",
+		"# escape=`\nFROM scratch\n":                       "parser directive",
+		"COPY x /x\n":                                      "no FROM",
 		"FROM scratch\nHEALTHCHECK CMD [\"/x\", \"ok\"]\n": "HEALTHCHECK is docker build's",
 	} {
 		_, err := parseRecipe([]byte(df))
