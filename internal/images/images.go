@@ -443,29 +443,7 @@ func writeTar(path string, entries []entry) (int64, error) {
 	defer f.Close()
 	tw := tar.NewWriter(f)
 	for _, e := range entries {
-		if e.mode&os.ModeSymlink != 0 {
-			target, err := os.Readlink(e.path)
-			if err != nil {
-				return 0, err
-			}
-			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeSymlink, Name: e.name, Linkname: target, Mode: 0o777, ModTime: time.Unix(0, 0)}); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		src, err := os.Open(e.path)
-		if err != nil {
-			return 0, err
-		}
-		info, err := src.Stat()
-		if err == nil {
-			err = tw.WriteHeader(&tar.Header{Name: e.name, Mode: int64(e.mode), Size: info.Size(), ModTime: time.Unix(0, 0)})
-		}
-		if err == nil {
-			_, err = io.Copy(tw, src)
-		}
-		src.Close()
-		if err != nil {
+		if err := copyInto(tw, e, e.name); err != nil {
 			return 0, err
 		}
 	}
