@@ -35,7 +35,7 @@ func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id s
 			need = append(need, n)
 			continue
 		}
-		if have, _ := nodeImageID(ctx, n, ref); have == id {
+		if have, _ := c.nodeImageID(ctx, n, ref); have == id {
 			fmt.Fprintf(w, "%s: already holds %s (%s)\n", n, ref, images.ShortID(id))
 			continue
 		}
@@ -59,12 +59,12 @@ func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id s
 		pr, pw := io.Pipe()
 		writers[i], pipes[i] = pw, pw
 		g.Go(func() error {
-			err := importImage(gctx, n, pr)
+			how, err := c.importImage(gctx, n, pr)
 			pr.CloseWithError(fmt.Errorf("import into %s ended", n)) // stops the copy if it ended early
 			if err != nil {
 				return fmt.Errorf("loading %s into %s: %w", ref, n, err)
 			}
-			fmt.Fprintf(w, "%s: loaded %s in %s\n", n, ref, time.Since(t0).Round(time.Millisecond))
+			fmt.Fprintf(w, "%s: loaded %s in %s (%s)\n", n, ref, time.Since(t0).Round(time.Millisecond), how)
 			return nil
 		})
 	}
@@ -81,19 +81,23 @@ func (c *Cluster) LoadImage(ctx context.Context, docker images.Docker, ref, id s
 	return nil
 }
 
-// importImage feeds an image archive to the node's containerd.
-func importImage(ctx context.Context, n nodes.Node, archive io.Reader) error {
-	snap, err := snapshotter(ctx, n)
+// importImage feeds an image archive to the node's containerd; how says
+// how ctr was started in the node (nodeCommand).
+func (c *Cluster) importImage(ctx context.Context, n nodes.Node, archive io.Reader) (how string, err error) {
+	snap, err := c.snapshotter(ctx, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	var out bytes.Buffer
-	cmd := n.CommandContext(ctx, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "--snapshotter="+snap, "-").
-		SetStdin(archive).SetStdout(&out).SetStderr(&out)
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("ctr import: %w: %s", err, strings.TrimSpace(out.String()))
+	cmd, entered := c.nodeCommand(ctx, n, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "--digests", "--snapshotter="+snap, "-")
+	how = c.runtime + " exec"
+	if entered {
+		how = "nsenter"
 	}
-	return nil
+	if err := cmd.SetStdin(archive).SetStdout(&out).SetStderr(&out).Run(); err != nil {
+		return how, fmt.Errorf("ctr import (%s): %w: %s", how, err, strings.TrimSpace(out.String()))
+	}
+	return how, nil
 }
 
 var snapshotterLine = regexp.MustCompile(`(?m)^\s*snapshotter\s*=\s*"([^"]+)"`)
@@ -105,20 +109,21 @@ var snapshotters sync.Map // node name → snapshotter
 
 // snapshotter reads the CRI's snapshotter from containerd's configuration,
 // as kind does, so the image is unpacked where the kubelet looks for it.
-func snapshotter(ctx context.Context, n nodes.Node) (string, error) {
+func (c *Cluster) snapshotter(ctx context.Context, n nodes.Node) (string, error) {
 	if s, ok := snapshotters.Load(n.String()); ok {
 		return s.(string), nil
 	}
-	s, err := readSnapshotter(ctx, n)
+	s, err := c.readSnapshotter(ctx, n)
 	if err == nil {
 		snapshotters.Store(n.String(), s)
 	}
 	return s, err
 }
 
-func readSnapshotter(ctx context.Context, n nodes.Node) (string, error) {
+func (c *Cluster) readSnapshotter(ctx context.Context, n nodes.Node) (string, error) {
 	var out bytes.Buffer
-	if err := n.CommandContext(ctx, "containerd", "config", "dump").SetStdout(&out).Run(); err != nil {
+	cmd, _ := c.nodeCommand(ctx, n, "containerd", "config", "dump")
+	if err := cmd.SetStdout(&out).Run(); err != nil {
 		return "", fmt.Errorf("reading containerd's config: %w", err)
 	}
 	if m := snapshotterLine.FindStringSubmatch(out.String()); m != nil {
@@ -128,11 +133,12 @@ func readSnapshotter(ctx context.Context, n nodes.Node) (string, error) {
 }
 
 // nodeImageID is the ID of the image ref on the node, "" when absent.
-func nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) {
+func (c *Cluster) nodeImageID(ctx context.Context, n nodes.Node, ref string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := n.CommandContext(ctx, "crictl", "inspecti", "-o", "json", ref).SetStdout(&out).Run(); err != nil {
+	cmd, _ := c.nodeCommand(ctx, n, "crictl", "inspecti", "-o", "json", ref)
+	if err := cmd.SetStdout(&out).Run(); err != nil {
 		return "", err
 	}
 	var v struct {
@@ -160,7 +166,8 @@ func (c *Cluster) ImageIDs(ctx context.Context) (map[string]string, error) {
 	var common map[string]string
 	for _, n := range ns {
 		var out bytes.Buffer
-		if err := n.CommandContext(ctx, "crictl", "images", "-o", "json").SetStdout(&out).Run(); err != nil {
+		cmd, _ := c.nodeCommand(ctx, n, "crictl", "images", "-o", "json")
+		if err := cmd.SetStdout(&out).Run(); err != nil {
 			return nil, fmt.Errorf("crictl images on %s: %w", n, err)
 		}
 		var v struct {
