@@ -123,11 +123,14 @@ type Change struct {
 // Poller scans its paths every Interval and reports changes. Start may
 // be called again, while Next waits, to watch other paths.
 type Poller struct {
-	Root     string
-	Interval time.Duration // 100 ms when zero
+	Root string
+	// Interval is 50 ms when zero: a save waits for the next scan, and
+	// each scan stats every watched file (about 1 ms for gateway's 32: 2 %
+	// of a core while the watch idles).
+	Interval time.Duration
 	// Quiet is how long the files must stay as they are before a change
 	// is reported: an editor's save of several files, or a write then a
-	// rename, is one change. One interval when zero.
+	// rename, is one change. 50 ms when zero.
 	Quiet time.Duration
 
 	mu    sync.Mutex
@@ -164,13 +167,13 @@ func (p *Poller) state() ([]affected.Path, Files, int) {
 func (p *Poller) Next(ctx context.Context) (Change, error) {
 	every := p.Interval
 	if every <= 0 {
-		every = 100 * time.Millisecond
+		every = 50 * time.Millisecond
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	quiet := p.Quiet
 	if quiet <= 0 {
-		quiet = every
+		quiet = 50 * time.Millisecond
 	}
 	var pending Files // the scan the files last changed in
 	var since time.Time
