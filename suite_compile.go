@@ -1,8 +1,9 @@
 package testbed
 
 import (
-	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -11,18 +12,24 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/testbed-dev/testbed/internal/images"
 )
 
 // The suite's test binary, compiled while the environment comes up (go
-// test -c): the suite step then only runs it, and go test's compile and
-// link (about 3.5 s for gateway's suite here) leave the critical path.
+// test -c) unless the store holds one of the same inputs: the suite step
+// then only runs it, and go test's compile and link (about 3.5–5 s for
+// gateway's suite here) leave the critical path.
 
 const stepCompileSuite = "compile suite"
 
-// suiteCache holds compiled suites: a run's own, removed when it ends, or
-// e2e:watch's, kept between its runs until the suite's inputs change.
+// suiteCache holds the suites compiled or found in the store in this
+// process: a run's own, or e2e:watch's, kept between its runs until the
+// suite's inputs change. Its dir is the go tool's work space, removed when
+// the run ends; the binaries are in the store.
 type suiteCache struct {
 	dir  string
 	bins onceMap[compiledSuite]
@@ -74,30 +81,140 @@ func (r *run) compileSuite(ctx context.Context, w io.Writer) error {
 	return nil
 }
 
-// compileTest runs go test -c for pkg, writing its binary under dir.
+// compileTest runs go test -c for pkg, or finds its binary compiled
+// earlier from the same inputs in the suite store (suiteStore). The go
+// tool's work directory goes under dir.
 func compileTest(ctx context.Context, root, pkg, dir string, w io.Writer) (compiledSuite, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 	defer cancel()
-	out, err := os.MkdirTemp(dir, "suite-")
+	t0 := time.Now()
+	hash, pkgDir, err := images.GoInputs(ctx, root, os.Environ(), nil, pkg, true)
 	if err != nil {
 		return compiledSuite{}, err
 	}
-	t0 := time.Now()
+	store, err := suiteStore(root, pkg)
+	if err != nil {
+		return compiledSuite{}, err
+	}
 	// Named as go test names it (<package>.test), so that ps shows whose it is.
-	bin := filepath.Join(out, path.Base(filepath.ToSlash(pkg))+".test")
-	if err := goCommand(ctx, root, out, w, "test", "-c", "-o", bin, pkg); err != nil {
+	name := path.Base(filepath.ToSlash(pkg)) + ".test"
+	entry := filepath.Join(store, hash[:16])
+	if s, ok := storedSuite(entry, name, pkgDir); ok {
+		fmt.Fprintf(w, "cached: %s was compiled earlier from the same inputs (%s)\n", pkg, hash[:12])
+		return s, nil
+	}
+	if err := os.MkdirAll(store, 0o755); err != nil {
 		return compiledSuite{}, err
 	}
-	var d bytes.Buffer
-	if err := goCommand(ctx, root, out, &d, "list", "-f", "{{.Dir}}", pkg); err != nil {
+	fresh, err := os.MkdirTemp(store, "new-")
+	if err != nil {
 		return compiledSuite{}, err
 	}
-	s := compiledSuite{bin: bin, dir: strings.TrimSpace(d.String())}
-	if _, err := os.Stat(bin); errors.Is(err, fs.ErrNotExist) {
-		s.bin = "" // go test said [no test files]
+	defer os.RemoveAll(fresh) // gone once renamed
+	work, err := os.MkdirTemp(dir, "suite-")
+	if err != nil {
+		return compiledSuite{}, err
+	}
+	if err := goCommand(ctx, root, work, w, "test", "-c", "-o", filepath.Join(fresh, name), pkg); err != nil {
+		return compiledSuite{}, err
+	}
+	if _, err := os.Stat(filepath.Join(fresh, name)); errors.Is(err, fs.ErrNotExist) {
+		// go test said [no test files]: remembered as such.
+		if err := os.WriteFile(filepath.Join(fresh, noTestFiles), nil, 0o644); err != nil {
+			return compiledSuite{}, err
+		}
+	}
+	// Another process may have stored the same inputs meanwhile: either
+	// entry is the same suite.
+	if err := os.Rename(fresh, entry); err != nil {
+		if _, serr := os.Stat(entry); serr != nil {
+			return compiledSuite{}, err
+		}
+	}
+	pruneSuites(store, entry)
+	s, ok := storedSuite(entry, name, pkgDir)
+	if !ok {
+		return compiledSuite{}, fmt.Errorf("suite store: %s holds no %s after the compile", entry, name)
 	}
 	fmt.Fprintf(w, "compiled %s in %s\n", pkg, time.Since(t0).Round(time.Millisecond))
 	return s, nil
+}
+
+// noTestFiles marks a stored suite whose package has no test files.
+const noTestFiles = "no-test-files"
+
+// keptSuites is how many compiled versions of a suite the store keeps, the
+// most recently used (a gateway suite binary is about 60 MB).
+const keptSuites = 3
+
+// suiteStore is the directory of a suite's compiled binaries, one entry
+// per inputs hash, under the user's cache directory: kept between
+// processes, so that a run whose suite has not changed (a warm cluster's,
+// where the compile was the critical path: 4.7–5.9 s here) does not
+// compile it again. One per checkout too: the binary holds its source
+// paths, which a failure's report shows.
+func suiteStore(root, pkg string) (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory for compiled suites: %w", err)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256([]byte(abs + "\x00" + pkg))
+	return filepath.Join(base, "testbed", "suites", path.Base(filepath.ToSlash(pkg))+"-"+hex.EncodeToString(sum[:8])), nil
+}
+
+// storedSuite is the suite stored in entry, to be run in pkgDir; ok is
+// false when entry holds none. A hit marks the entry used.
+func storedSuite(entry, name, pkgDir string) (compiledSuite, bool) {
+	now := time.Now()
+	if _, err := os.Stat(filepath.Join(entry, name)); err == nil {
+		os.Chtimes(entry, now, now)
+		return compiledSuite{bin: filepath.Join(entry, name), dir: pkgDir}, true
+	}
+	if _, err := os.Stat(filepath.Join(entry, noTestFiles)); err == nil {
+		os.Chtimes(entry, now, now)
+		return compiledSuite{dir: pkgDir}, true
+	}
+	return compiledSuite{}, false
+}
+
+// pruneSuites removes from store all but the keptSuites entries used
+// last (keep among them), and what a killed compile left over an hour ago.
+func pruneSuites(store, keep string) {
+	des, err := os.ReadDir(store)
+	if err != nil {
+		return
+	}
+	type used struct {
+		path string
+		at   time.Time
+	}
+	var entries []used
+	for _, de := range des {
+		info, err := de.Info()
+		if err != nil || !de.IsDir() {
+			continue
+		}
+		p := filepath.Join(store, de.Name())
+		if strings.HasPrefix(de.Name(), "new-") {
+			if time.Since(info.ModTime()) > time.Hour {
+				os.RemoveAll(p)
+			}
+			continue
+		}
+		if p != keep {
+			entries = append(entries, used{p, info.ModTime()})
+		}
+	}
+	slices.SortFunc(entries, func(a, b used) int { return b.at.Compare(a.at) })
+	for i, e := range entries {
+		if i >= keptSuites-1 {
+			os.RemoveAll(e.path)
+		}
+	}
 }
 
 // goCommand runs the go tool in root, its output to w. Its work
