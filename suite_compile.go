@@ -152,7 +152,8 @@ const keptSuites = 3
 // processes, so that a run whose suite has not changed (a warm cluster's,
 // where the compile was the critical path: 4.7–5.9 s here) does not
 // compile it again. One per checkout too: the binary holds its source
-// paths, which a failure's report shows.
+// paths, which a failure's report shows. "_suites" is no topology's name
+// (a cluster name has no "_").
 func suiteStore(root, pkg string) (string, error) {
 	base, err := os.UserCacheDir()
 	if err != nil {
@@ -163,7 +164,7 @@ func suiteStore(root, pkg string) (string, error) {
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(abs + "\x00" + pkg))
-	return filepath.Join(base, "testbed", "suites", path.Base(filepath.ToSlash(pkg))+"-"+hex.EncodeToString(sum[:8])), nil
+	return filepath.Join(base, "testbed", "_suites", path.Base(filepath.ToSlash(pkg))+"-"+hex.EncodeToString(sum[:8])), nil
 }
 
 // storedSuite is the suite stored in entry, to be run in pkgDir; ok is
