@@ -8,6 +8,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/testbed-dev/testbed/internal/images"
+	"github.com/testbed-dev/testbed/topology"
 )
 
 // Every goroutine a test starts, through this package or a client it
@@ -28,4 +31,18 @@ func openTestCluster(t *testing.T, prefix string) *Cluster {
 	}
 	t.Cleanup(func() { c.Delete(context.Background(), io.Discard) })
 	return c
+}
+
+// buildSleeper builds the repository's testdata image (the sleeper and
+// crasher binaries on scratch) as name.
+func buildSleeper(ctx context.Context, t *testing.T, docker images.Docker, name string, w io.Writer) images.Built {
+	t.Helper()
+	b := &images.Builder{Docker: docker, Root: "../..", Timeout: 5 * time.Minute}
+	built, err := b.Build(ctx, name, &topology.Image{Dockerfile: "testdata/Dockerfile", Binaries: []topology.Binary{
+		{Name: "sleeper", Package: "./testdata/sleeper"}, {Name: "crasher", Package: "./testdata/crasher"},
+	}}, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return built
 }

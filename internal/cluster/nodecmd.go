@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
@@ -44,21 +45,31 @@ func (c *Cluster) nodePID(ctx context.Context, name string) int {
 	if c.runtime != "docker" || os.Geteuid() != 0 {
 		return 0
 	}
+	_, pid, paused, err := c.nodeState(ctx, name)
+	if err != nil || paused || !isNode(pid, name) {
+		return 0 // a paused node's containerd would not answer
+	}
+	return pid
+}
+
+// nodeState is what the engine says of the node container name: its ID,
+// the host PID of its init (0 when it is not running) and whether it is
+// paused.
+func (c *Cluster) nodeState(ctx context.Context, name string) (id string, pid int, paused bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	if err := kindexec.CommandContext(ctx, c.runtime, "inspect", "-f", "{{.State.Pid}} {{.State.Paused}}", name).SetStdout(&out).Run(); err != nil {
-		return 0
+	if err := kindexec.CommandContext(ctx, c.runtime, "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Paused}}", name).SetStdout(&out).Run(); err != nil {
+		return "", 0, false, err
 	}
 	f := strings.Fields(out.String())
-	if len(f) != 2 || f[1] != "false" {
-		return 0 // a paused node's containerd would not answer
+	if len(f) != 3 {
+		return "", 0, false, fmt.Errorf("%s inspect %s: %q", c.runtime, name, out.String())
 	}
-	pid, err := strconv.Atoi(f[0])
-	if err != nil || !isNode(pid, name) {
-		return 0
+	if pid, err = strconv.Atoi(f[1]); err != nil {
+		return "", 0, false, fmt.Errorf("%s inspect %s: pid %q", c.runtime, name, f[1])
 	}
-	return pid
+	return f[0], pid, f[2] == "true", nil
 }
 
 // isNode reports whether host process pid is the init of the kind node

@@ -10,9 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestIntegrationLoadEntersTheNode loads an image built here into a new
@@ -31,13 +29,7 @@ func TestIntegrationLoadEntersTheNode(t *testing.T) {
 			t.Log(out.String())
 		}
 	}()
-	b := &images.Builder{Docker: docker, Root: "../..", Timeout: 5 * time.Minute}
-	built, err := b.Build(ctx, "nsentertest", &topology.Image{Dockerfile: "testdata/Dockerfile", Binaries: []topology.Binary{
-		{Name: "sleeper", Package: "./testdata/sleeper"}, {Name: "crasher", Package: "./testdata/crasher"},
-	}}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := buildSleeper(ctx, t, docker, "nsentertest", &out)
 	c := openTestCluster(t, "nsenter")
 	if _, err := c.Create(ctx, CreateOptions{NodeImage: nodeImage, Service: "nsenter"}, &out); err != nil {
 		t.Fatal(err)

@@ -12,10 +12,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
-	"github.com/testbed-dev/testbed/internal/images"
 	"github.com/testbed-dev/testbed/internal/registry"
 	"github.com/testbed-dev/testbed/internal/testenv"
-	"github.com/testbed-dev/testbed/topology"
 )
 
 // TestIntegrationPodPullsFromTheLocalRegistry pushes an image built here
@@ -37,13 +35,7 @@ func TestIntegrationPodPullsFromTheLocalRegistry(t *testing.T) {
 	if err := registry.Ensure(ctx, docker, "../..", &out); err != nil {
 		t.Fatal(err)
 	}
-	b := &images.Builder{Docker: docker, Root: "../..", Timeout: 5 * time.Minute}
-	built, err := b.Build(ctx, "regtest", &topology.Image{Dockerfile: "testdata/Dockerfile", Binaries: []topology.Binary{
-		{Name: "sleeper", Package: "./testdata/sleeper"}, {Name: "crasher", Package: "./testdata/crasher"},
-	}}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	built := buildSleeper(ctx, t, docker, "regtest", &out)
 	remote, err := registry.Push(ctx, docker, built.Ref, built.ID, registry.Ref("regtest", built.ID), &out)
 	if err != nil {
 		t.Fatal(err)

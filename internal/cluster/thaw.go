@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"io/fs"
 	"os"
@@ -10,9 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	kindexec "sigs.k8s.io/kind/pkg/exec"
 )
 
 // thawNodes thaws the cgroups inside the cluster's node containers that
@@ -37,21 +33,13 @@ func (c *Cluster) thawNodes(ctx context.Context) int {
 	}
 	thawed := 0
 	for _, n := range ns {
-		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var out bytes.Buffer
-		err := kindexec.CommandContext(ctx, c.runtime, "inspect", "-f", "{{.Id}} {{.State.Pid}} {{.State.Paused}}", n.String()).SetStdout(&out).Run()
-		cancel()
-		f := strings.Fields(out.String())
+		id, pid, paused, err := c.nodeState(ctx, n.String())
 		// A paused node is frozen as a whole, on purpose: the engine
 		// deletes it as such, and its children only read FROZEN.
-		if err != nil || len(f) != 3 || f[1] == "0" || f[2] == "true" {
+		if err != nil || pid == 0 || paused {
 			continue
 		}
-		id, pid := f[0], f[1]
-		if _, err := strconv.Atoi(pid); err != nil {
-			continue
-		}
-		for _, dir := range freezerDirs("/proc/"+pid+"/cgroup", "/sys/fs/cgroup", id) {
+		for _, dir := range freezerDirs("/proc/"+strconv.Itoa(pid)+"/cgroup", "/sys/fs/cgroup", id) {
 			thawed += thawUnder(dir)
 		}
 	}
