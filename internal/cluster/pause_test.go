@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
@@ -77,6 +78,21 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 		return false, "no ready endpoint"
 	})
 	t.Logf("kube-dns ready %s after kind returned", time.Since(created).Round(100*time.Millisecond))
+	// The controllers made CoreDNS's pod and its endpoints with the one
+	// credential of controlPlanePatch: a controller given its own (the
+	// default) makes its service account first.
+	kcm, err := k.CoreV1().Pods("kube-system").Get(ctx, "kube-controller-manager-"+c.Name+"-control-plane", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if args := strings.Join(kcm.Spec.Containers[0].Command, " "); !strings.Contains(args, "--use-service-account-credentials=false") || !strings.Contains(args, "--kubeconfig=/etc/kubernetes/admin.conf") {
+		t.Errorf("kube-controller-manager runs %q: want one shared credential (controlPlanePatch)", args)
+	}
+	for _, sa := range []string{"replicaset-controller", "endpointslice-controller"} {
+		if _, err := k.CoreV1().ServiceAccounts("kube-system").Get(ctx, sa, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("service account kube-system/%s: %v, want not found (a controller with a credential of its own makes it)", sa, err)
+		}
+	}
 
 	node := c.Name + "-control-plane"
 	// Pause restarts the controller manager without its node lifecycle
