@@ -344,7 +344,11 @@ func (c *Cluster) prepareKind(o CreateOptions, w io.Writer) ([]cluster.CreateOpt
 // it made is this call's to clean up when the create did not complete.
 func (c *Cluster) runKind(ctx context.Context, opts []cluster.CreateOption, nodeImage string, w io.Writer) (Outcome, error) {
 	done := make(chan error, 1)
-	go func() { done <- c.provider.Create(c.Name, opts...) }()
+	go func() {
+		restore := fastNodeExec(c.runtime)
+		defer restore()
+		done <- c.provider.Create(c.Name, opts...)
+	}()
 	var err error
 	select {
 	case err = <-done:

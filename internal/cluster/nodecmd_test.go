@@ -77,4 +77,15 @@ func TestIntegrationLoadEntersTheNode(t *testing.T) {
 		t.Errorf("a second load: %v: %q; want: already holds %s", err, out.String(), built.Ref)
 	}
 	t.Logf("node %s, pid %s: %s", ns[0], strconv.Itoa(c.nodePID(ctx, ns[0].String())), strings.TrimSpace(out.String()))
+
+	// kind's own node commands, through the shim of fastNodeExec (which
+	// puts it on PATH only where nsenter works: its own test checks that).
+	if want {
+		other := "testbed-shimtest-" + strconv.Itoa(os.Getpid())
+		if b, err := exec.CommandContext(ctx, "docker", "run", "-d", "--name", other, built.Ref).CombinedOutput(); err != nil {
+			t.Fatalf("docker run %s: %v: %s", built.Ref, err, b)
+		}
+		defer exec.Command("docker", "rm", "-f", other).Run()
+		checkNodeExecShim(ctx, t, ns[0].String(), other)
+	}
 }
