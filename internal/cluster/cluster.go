@@ -288,7 +288,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 		fmt.Fprintf(w, "reusing cluster %s (kubeconfig %s)\n", c.Name, c.Kubeconfig)
 		return Reused, nil
 	}
-	opts, err := c.prepareKind(o, w)
+	opts, err := c.prepareKind(ctx, o, w)
 	if err != nil {
 		return NotMade, err
 	}
@@ -302,7 +302,7 @@ func (c *Cluster) Create(ctx context.Context, o CreateOptions, w io.Writer) (Out
 
 // prepareKind checks the host ports and writes what kind reads (the state
 // dir, the kubeadm patches), returning kind's create options.
-func (c *Cluster) prepareKind(o CreateOptions, w io.Writer) ([]cluster.CreateOption, error) {
+func (c *Cluster) prepareKind(ctx context.Context, o CreateOptions, w io.Writer) ([]cluster.CreateOption, error) {
 	if !o.AnyHostPorts {
 		if err := PortsFree(o.Ports, o.Service); err != nil {
 			return nil, err
@@ -318,6 +318,9 @@ func (c *Cluster) prepareKind(o CreateOptions, w io.Writer) ([]cluster.CreateOpt
 	cfg, err := kindConfig(o.Ports, o.AnyHostPorts, patches, o.Shape, o.Registry)
 	if err != nil {
 		return nil, err
+	}
+	if c.sharedCredential(ctx, o.NodeImage, w) {
+		cfg.KubeadmConfigPatches = slices.Insert(cfg.KubeadmConfigPatches, 1, sharedCredentialPatch)
 	}
 	if short := InotifyShort(len(cfg.Nodes)); short != "" {
 		fmt.Fprintf(w, "warning: %s\n", short)
@@ -444,35 +447,46 @@ const coreDNSPatch = `spec:
 // jumps, and with a node grace period of an hour the node is not tainted
 // unreachable, its pods not evicted, when it comes back. kind merges
 // extraArgs into the kubeadm config of any version.
-//
-// It also has the controller manager's controllers share one credential,
-// the node's admin.conf (cluster-admin), instead of each getting a
-// service account and a token of its own as it starts: that took 3.9 s
-// here for the 40-odd controllers, one after the other, and no pod (not
-// CoreDNS's, not the platform's) is made before the last has started; with
-// one credential they all start in 0.1–0.2 s. admin.conf is on every
-// control-plane node before kubeadm writes the static pods (from 1.29 its
-// user's binding to cluster-admin is made as the API comes up: an informer
-// refused before that retries). What changes for a suite: the
-// controllers' own service accounts in kube-system are not made, and what
-// they do is authorized as cluster-admin.
 const controlPlanePatch = `kind: ClusterConfiguration
 controllerManager:
   extraArgs:
     leader-elect: "false"
     node-monitor-grace-period: "1h"
-    use-service-account-credentials: "false"
-    kubeconfig: /etc/kubernetes/admin.conf
-  extraVolumes:
-  - name: admin-kubeconfig
-    hostPath: /etc/kubernetes/admin.conf
-    mountPath: /etc/kubernetes/admin.conf
-    readOnly: true
-    pathType: File
 scheduler:
   extraArgs:
     leader-elect: "false"
 `
+
+// sharedCredentialPatch has the controller manager's controllers share one
+// credential, the node's super-admin.conf, instead of each getting a
+// service account and a token of its own as it starts: that took 3.9 s
+// here for the 40-odd controllers, one after the other, and no pod (not
+// CoreDNS's, not the platform's) is made before the last has started; with
+// one credential they all start in 0.1–0.2 s. Not admin.conf: from 1.29
+// its user is cluster-admin through a binding kubeadm makes only once it
+// has seen the API healthy, after the controllers may have started; with
+// it the pods came 6–7 s late in 3 of 4 runs of one set here (in none of
+// 7 others). super-admin.conf (system:masters) is made
+// by kubeadm from 1.29 on, before the static pods: the patch is given to
+// such nodes only (nodeKubeMinor). What changes for a suite: the
+// controllers' own service accounts in kube-system are not made, and what
+// they do is not limited by RBAC.
+const sharedCredentialPatch = `kind: ClusterConfiguration
+controllerManager:
+  extraArgs:
+    use-service-account-credentials: "false"
+    kubeconfig: /etc/kubernetes/super-admin.conf
+  extraVolumes:
+  - name: super-admin-kubeconfig
+    hostPath: /etc/kubernetes/super-admin.conf
+    mountPath: /etc/kubernetes/super-admin.conf
+    readOnly: true
+    pathType: File
+`
+
+// sharedCredentialSince is the first Kubernetes minor whose kubeadm makes
+// super-admin.conf.
+const sharedCredentialSince = 29
 
 // kubeletStatusPatch has the kubelet compute its node's status every
 // second instead of every 10 s (it still posts it only on a change, or
@@ -509,6 +523,22 @@ patches:
   directory: ` + kubeadmPatchesDir + `
 `
 
+// sharedCredential reports whether the node image's kubeadm makes
+// super-admin.conf (sharedCredentialPatch). kind's own default image is
+// recent; an image whose version cannot be read gets the default
+// credentials, and a line saying why.
+func (c *Cluster) sharedCredential(ctx context.Context, nodeImage string, w io.Writer) bool {
+	if nodeImage == "" {
+		return true
+	}
+	minor, err := c.nodeKubeMinor(ctx, nodeImage)
+	if err != nil {
+		fmt.Fprintf(w, "the controller manager keeps a credential per controller (slower to start): %v\n", err)
+		return false
+	}
+	return minor >= sharedCredentialSince
+}
+
 // writeKubeadmPatches writes the files of kubeadm's patches directory
 // into the cluster's state dir and returns their directory.
 func writeKubeadmPatches(stateDir string) (string, error) {
@@ -524,10 +554,11 @@ func writeKubeadmPatches(stateDir string) (string, error) {
 func ConfigHash(ports []topology.Port, anyHostPorts bool, shape *topology.Cluster, registry bool) string {
 	cfg, err := kindConfig(ports, anyHostPorts, kubeadmPatchesDir, shape, registry)
 	b, _ := json.Marshal(struct {
-		Cfg     *v1alpha4.Cluster
-		Err     string
-		CoreDNS string
-	}{cfg, fmt.Sprint(err), coreDNSPatch})
+		Cfg        *v1alpha4.Cluster
+		Err        string
+		CoreDNS    string
+		Credential string
+	}{cfg, fmt.Sprint(err), coreDNSPatch, sharedCredentialPatch})
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

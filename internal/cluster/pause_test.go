@@ -79,14 +79,30 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	})
 	t.Logf("kube-dns ready %s after kind returned", time.Since(created).Round(100*time.Millisecond))
 	// The controllers made CoreDNS's pod and its endpoints with the one
-	// credential of controlPlanePatch: a controller given its own (the
-	// default) makes its service account first.
+	// credential of sharedCredentialPatch, given to a node image of 1.29 on:
+	// a controller given its own (the default) makes its service account
+	// first.
+	ns0, err := c.Nodes(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	onNode, err := nodeOutput(ctx, ns0[0], "cat", "/kind/version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	minor, err := c.nodeKubeMinor(ctx, nodeImage)
+	if err != nil || !strings.HasPrefix(onNode, fmt.Sprintf("v1.%d.", minor)) {
+		t.Fatalf("nodeKubeMinor(%s) = %d, %v; the node says %s", nodeImage, minor, err, onNode)
+	}
+	if minor < sharedCredentialSince {
+		t.Fatalf("node image %s is Kubernetes %s: this test needs 1.%d or later", nodeImage, onNode, sharedCredentialSince)
+	}
 	kcm, err := k.CoreV1().Pods("kube-system").Get(ctx, "kube-controller-manager-"+c.Name+"-control-plane", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if args := strings.Join(kcm.Spec.Containers[0].Command, " "); !strings.Contains(args, "--use-service-account-credentials=false") || !strings.Contains(args, "--kubeconfig=/etc/kubernetes/admin.conf") {
-		t.Errorf("kube-controller-manager runs %q: want one shared credential (controlPlanePatch)", args)
+	if args := strings.Join(kcm.Spec.Containers[0].Command, " "); !strings.Contains(args, "--use-service-account-credentials=false") || !strings.Contains(args, "--kubeconfig=/etc/kubernetes/super-admin.conf") {
+		t.Errorf("kube-controller-manager runs %q: want one shared credential (sharedCredentialPatch)", args)
 	}
 	for _, sa := range []string{"replicaset-controller", "endpointslice-controller"} {
 		if _, err := k.CoreV1().ServiceAccounts("kube-system").Get(ctx, sa, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
