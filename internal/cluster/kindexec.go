@@ -25,7 +25,8 @@ import (
 // The shim enters only what is a kind node here: the engine says the
 // container runs, is not paused and has kind's cluster label, and its
 // init's /etc/hostname is the container's name (the engine's PIDs are
-// this host's). What differs from docker exec: the command stays in
+// this host's), and nsenter can enter it (a root without that right gets
+// the engine's exec). What differs from docker exec: the command stays in
 // testbed's cgroup, so the node's cgroup does not count its CPU and
 // memory.
 const nodeExecShim = `#!/bin/bash
@@ -51,7 +52,11 @@ if [[ ! $pid =~ ^[1-9][0-9]*$ || $paused != false || -z $cluster ]] ||
 fi
 env=(HOME=/root "HOSTNAME=$node")
 for e in "${info[@]:1}"; do [[ $e == *=* ]] && env+=("$e"); done
-run=(nsenter --target "$pid" --mount --uts --ipc --net --pid --cgroup -- env -i "${env[@]}" "${extra[@]}" "$@")
+enter=(nsenter --target "$pid" --mount --uts --ipc --net --pid --cgroup --)
+# Root without the right to enter (a user namespace, a seccomp filter):
+# the engine's exec then.
+"${enter[@]}" true </dev/null >/dev/null 2>&1 || exec "$real" "${args[@]}"
+run=("${enter[@]}" env -i "${env[@]}" "${extra[@]}" "$@")
 if ((stdin)); then exec "${run[@]}"; fi
 exec "${run[@]}" </dev/null
 `

@@ -155,6 +155,21 @@ func checkNodeExecShim(ctx context.Context, t *testing.T, node, other string) {
 	}
 	handed("exec without --privileged (not kind's)", "exec "+node+" true")
 
+	// Root that may not enter (seen as nsenter failing): docker's exec.
+	noEnter := filepath.Join(tmp, "no-enter")
+	if err := os.MkdirAll(noEnter, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(noEnter, "nsenter"), []byte("#!/bin/sh\necho 'nsenter: Operation not permitted' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	refused := exec.CommandContext(ctx, shim, "exec", "--privileged", node, "hostname")
+	refused.Env = append(os.Environ(), "PATH="+noEnter+string(os.PathListSeparator)+os.Getenv("PATH"))
+	if got, err := refused.Output(); err != nil || strings.TrimSpace(string(got)) != node {
+		t.Errorf("hostname with nsenter refused: %q, %v; want docker exec's answer", got, err)
+	}
+	handed("nsenter refused", "exec --privileged "+node+" hostname")
+
 	if _, err := run("", real, "pause", node); err != nil {
 		t.Fatal(err)
 	}
