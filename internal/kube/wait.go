@@ -179,7 +179,7 @@ func (c *Client) jobPodsSucceeded(ctx context.Context, ns, name string) error {
 	pods := c.Core.CoreV1().Pods(ns)
 	lw := listWatch(pods.List, pods.Watch, func(o *metav1.ListOptions) { o.LabelSelector = sel })
 	succeeded := map[string]bool{} // pod name, or completion index
-	_, err = watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+	_, err = watchtools.UntilWithSync(untilCancelQuiet(ctx), cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok || pod.Status.Phase != corev1.PodSucceeded || pod.Labels[batchv1.ControllerUidLabel] != string(job.UID) {
 			return false, nil
@@ -218,7 +218,7 @@ func (c *Client) watchStatus(ctx context.Context, obj Object, seen func(*status.
 	}
 	sel := fields.OneTermEqualSelector("metadata.name", obj.GetName()).String()
 	lw := listWatch(ri.List, ri.Watch, func(o *metav1.ListOptions) { o.FieldSelector = sel })
-	_, err = watchtools.UntilWithSync(ctx, lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
+	_, err = watchtools.UntilWithSync(untilCancelQuiet(ctx), lw, &unstructured.Unstructured{}, nil, func(ev watch.Event) (bool, error) {
 		u, ok := ev.Object.(*unstructured.Unstructured)
 		if !ok || ev.Type == watch.Deleted {
 			return false, nil
@@ -278,7 +278,7 @@ func (c *Client) watchPods(ctx context.Context, ns string, sels map[string]label
 		},
 	}
 	// A fake clientset (the tests') cannot stream the initial list.
-	_, err := watchtools.UntilWithSync(ctx, cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
+	_, err := watchtools.UntilWithSync(untilCancelQuiet(ctx), cache.ToListWatcherWithWatchListSemantics(lw, c.Core), &corev1.Pod{}, nil, func(ev watch.Event) (bool, error) {
 		pod, ok := ev.Object.(*corev1.Pod)
 		if !ok || ev.Type == watch.Deleted || pod.DeletionTimestamp != nil {
 			return false, nil
