@@ -319,7 +319,7 @@ func (c *Cluster) prepareKind(ctx context.Context, o CreateOptions, w io.Writer)
 	if err != nil {
 		return nil, err
 	}
-	if c.sharedCredential(ctx, o.NodeImage, w) {
+	if oneControlPlane(cfg) && c.sharedCredential(ctx, o.NodeImage, w) {
 		cfg.KubeadmConfigPatches = slices.Insert(cfg.KubeadmConfigPatches, 1, sharedCredentialPatch)
 	}
 	if short := InotifyShort(len(cfg.Nodes)); short != "" {
@@ -466,11 +466,12 @@ scheduler:
 // its user is cluster-admin through a binding kubeadm makes only once it
 // has seen the API healthy, after the controllers may have started; with
 // it the pods came 6–7 s late in 3 of 4 runs of one set here (in none of
-// 7 others). super-admin.conf (system:masters) is made
-// by kubeadm from 1.29 on, before the static pods: the patch is given to
-// such nodes only (nodeKubeMinor). What changes for a suite: the
-// controllers' own service accounts in kube-system are not made, and what
-// they do is not limited by RBAC.
+// 7 others). super-admin.conf (system:masters) is made by kubeadm init
+// from 1.29 on, before the static pods, and by no join: the patch is given
+// to a cluster of one control-plane node of such an image only
+// (nodeKubeMinor). What changes for a suite: the controllers' own service
+// accounts in kube-system are not made, and what they do is not limited
+// by RBAC.
 const sharedCredentialPatch = `kind: ClusterConfiguration
 controllerManager:
   extraArgs:
@@ -537,6 +538,17 @@ func (c *Cluster) sharedCredential(ctx context.Context, nodeImage string, w io.W
 		return false
 	}
 	return minor >= sharedCredentialSince
+}
+
+// oneControlPlane reports whether cfg has a single control-plane node.
+func oneControlPlane(cfg *v1alpha4.Cluster) bool {
+	n := 0
+	for _, node := range cfg.Nodes {
+		if node.Role == "" || node.Role == v1alpha4.ControlPlaneRole { // kind's default role
+			n++
+		}
+	}
+	return n == 1
 }
 
 // writeKubeadmPatches writes the files of kubeadm's patches directory

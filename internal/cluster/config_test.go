@@ -260,3 +260,26 @@ func TestLockMakesASecondCreatorWait(t *testing.T) {
 		t.Error("a lock file outside the scope's directory")
 	}
 }
+
+// TestTheSharedCredentialNeedsOneControlPlane: super-admin.conf is made by
+// kubeadm init only, so a joined control-plane node would have none for
+// its controller manager.
+func TestTheSharedCredentialNeedsOneControlPlane(t *testing.T) {
+	for _, c := range []struct {
+		shape *topology.Cluster
+		want  bool
+	}{
+		{nil, true},
+		{&topology.Cluster{Workers: 2}, true},
+		{&topology.Cluster{Kind: "nodes: [{role: control-plane}, {}, {role: worker}]"}, false},
+		{&topology.Cluster{Kind: "nodes: [{role: worker}, {role: control-plane}]"}, true},
+	} {
+		cfg, err := kindConfig(nil, false, "/p", c.shape, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := oneControlPlane(cfg); got != c.want {
+			t.Errorf("shape %+v: oneControlPlane %v, want %v", c.shape, got, c.want)
+		}
+	}
+}
