@@ -55,8 +55,9 @@ for e in "${info[@]:1}"; do [[ $e == *=* ]] && env+=("$e"); done
 enter=(nsenter --target "$pid" --mount --uts --ipc --net --pid --cgroup --)
 # Root without the right to enter (a user namespace, a seccomp filter):
 # the engine's exec then.
-"${enter[@]}" true </dev/null >/dev/null 2>&1 || exec "$real" "${args[@]}"
-run=("${enter[@]}" env -i "${env[@]}" "${extra[@]}" "$@")
+# The node's own env (a host PATH is not looked up in the node).
+"${enter[@]}" /usr/bin/env true </dev/null >/dev/null 2>&1 || exec "$real" "${args[@]}"
+run=("${enter[@]}" /usr/bin/env -i "${env[@]}" "${extra[@]}" "$@")
 if ((stdin)); then exec "${run[@]}"; fi
 exec "${run[@]}" </dev/null
 `
