@@ -13,7 +13,7 @@ import (
 
 // kind runs each of its commands on a node (kubeadm init, kubectl apply of
 // the CNI and the StorageClass, cat of a manifest, ...) with `docker exec`:
-// 0.2–0.25 s each on this engine before the command starts, 11 of them in
+// 0.2–0.25 s each on this engine before the command starts, 12 of them in
 // a create, and kind has no hook for them (its exec.DefaultCmder is a
 // concrete type). While kind creates a cluster, PATH therefore starts with
 // a directory whose `docker` is nodeExecShim: it runs kind's node
