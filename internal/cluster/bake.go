@@ -136,7 +136,7 @@ func bakedTag(s Scope, baseID string, ids map[string]string) string {
 func bake(ctx context.Context, docker images.Docker, base string, entrypoint []string, baseID string, refs []string, tag string) error {
 	name := fmt.Sprintf("testbed-bake-%d", time.Now().UnixNano())
 	run := func(stdin io.Reader, args ...string) error {
-		_, err := dockerOutput(ctx, stdin, args...)
+		_, err := engineOutput(ctx, "docker", stdin, args...)
 		return err
 	}
 	// Privileged: unpacking mounts overlay file systems, as in a node.
@@ -313,23 +313,24 @@ func unpackAll(ctx context.Context, name string) error {
 	return err
 }
 
-// dockerOutput runs the docker CLI and returns its standard output; the
-// error carries its standard error.
-func dockerOutput(ctx context.Context, stdin io.Reader, args ...string) (string, error) {
+// engineOutput runs the CLI of the container engine runtime (docker,
+// podman) and returns its standard output; the error carries its standard
+// error.
+func engineOutput(ctx context.Context, runtime string, stdin io.Reader, args ...string) (string, error) {
 	var out, errOut bytes.Buffer
-	cmd := kindexec.CommandContext(ctx, "docker", args...)
+	cmd := kindexec.CommandContext(ctx, runtime, args...)
 	if stdin != nil {
 		cmd.SetStdin(stdin)
 	}
 	if err := cmd.SetStdout(&out).SetStderr(&errOut).Run(); err != nil {
-		return "", fmt.Errorf("docker %s: %w: %s", strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(errOut.String()+" "+out.String()))
+		return "", fmt.Errorf("%s %s: %w: %s", runtime, strings.Join(args[:min(len(args), 3)], " "), err, strings.TrimSpace(errOut.String()+" "+out.String()))
 	}
 	return out.String(), nil
 }
 
 // execIn runs a command in container name and returns its standard output.
 func execIn(ctx context.Context, name string, args ...string) (string, error) {
-	return dockerOutput(ctx, nil, append([]string{"exec", name}, args...)...)
+	return engineOutput(ctx, "docker", nil, append([]string{"exec", name}, args...)...)
 }
 
 // layerBlobs returns the layer digests of the linux/amd64 (or only)

@@ -26,10 +26,11 @@ var kindVersionRE = regexp.MustCompile(`^v1\.(\d+)\.`)
 func (c *Cluster) nodeKubeMinor(ctx context.Context, image string) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	id, err := c.runtimeOutput(ctx, "image", "inspect", "-f", "{{.Id}}", image)
+	id, err := engineOutput(ctx, c.runtime, nil, "image", "inspect", "-f", "{{.Id}}", "--", image)
 	if err != nil {
 		return 0, err
 	}
+	id = strings.TrimSpace(id)
 	base, err := os.UserCacheDir()
 	if err != nil {
 		return 0, err
@@ -54,10 +55,11 @@ func (c *Cluster) nodeKubeMinor(ctx context.Context, image string) (int, error) 
 // readKindVersion copies /kind/version out of a container of image that
 // is created and removed without being started.
 func (c *Cluster) readKindVersion(ctx context.Context, image string) ([]byte, error) {
-	id, err := c.runtimeOutput(ctx, "create", "--label", "dev.testbed.version-probe=1", image)
+	id, err := engineOutput(ctx, c.runtime, nil, "create", "--label", "dev.testbed.version-probe=1", "--", image)
 	if err != nil {
 		return nil, err
 	}
+	id = strings.TrimSpace(id)
 	defer kindexec.CommandContext(context.WithoutCancel(ctx), c.runtime, "rm", "-f", "-v", id).Run()
 	var archive bytes.Buffer
 	if err := kindexec.CommandContext(ctx, c.runtime, "cp", id+":/kind/version", "-").SetStdout(&archive).Run(); err != nil {
@@ -73,13 +75,4 @@ func (c *Cluster) readKindVersion(ctx context.Context, image string) ([]byte, er
 			return io.ReadAll(io.LimitReader(tr, 1<<10))
 		}
 	}
-}
-
-// runtimeOutput runs the node runtime's CLI and returns its trimmed output.
-func (c *Cluster) runtimeOutput(ctx context.Context, args ...string) (string, error) {
-	var out, errOut bytes.Buffer
-	if err := kindexec.CommandContext(ctx, c.runtime, args...).SetStdout(&out).SetStderr(&errOut).Run(); err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", c.runtime, strings.Join(args, " "), err, strings.TrimSpace(errOut.String()))
-	}
-	return strings.TrimSpace(out.String()), nil
 }
