@@ -15,7 +15,11 @@ import (
 // on the terminal, between testbed's steps. Other errors still go to
 // klog, as before.
 func untilCancelQuiet(ctx context.Context) context.Context {
-	return klog.NewContext(ctx, logr.New(cancelQuietSink{klog.FromContext(ctx).GetSink()}))
+	base := klog.FromContext(ctx).GetSink()
+	if cd, ok := base.(logr.CallDepthLogSink); ok {
+		base = cd.WithCallDepth(1) // this sink's frame: klog names the caller's file and line
+	}
+	return klog.NewContext(ctx, logr.New(cancelQuietSink{base}))
 }
 
 // cancelQuietSink is a logr.LogSink that passes everything to its base
@@ -56,11 +60,10 @@ func (s cancelQuietSink) WithName(name string) logr.LogSink {
 	return cancelQuietSink{s.base.WithName(name)}
 }
 
-// WithCallDepth keeps the base's call sites right (klog names the caller's
-// file and line): one frame more, this sink's.
+// WithCallDepth passes a caller's extra depth on to the base.
 func (s cancelQuietSink) WithCallDepth(depth int) logr.LogSink {
 	if cd, ok := s.base.(logr.CallDepthLogSink); ok {
-		return cancelQuietSink{cd.WithCallDepth(depth + 1)}
+		return cancelQuietSink{cd.WithCallDepth(depth)}
 	}
 	return s
 }
