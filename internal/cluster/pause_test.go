@@ -82,11 +82,11 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	// credential of sharedCredentialPatch, given to a node image of 1.29 on:
 	// a controller given its own (the default) makes its service account
 	// first.
-	ns0, err := c.Nodes(ctx)
+	ns, err := c.Nodes(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	onNode, err := nodeOutput(ctx, ns0[0], "cat", "/kind/version")
+	onNode, err := nodeOutput(ctx, ns[0], "cat", "/kind/version")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,10 +114,6 @@ func TestIntegrationClusterSurvivesAPause(t *testing.T) {
 	// Pause restarts the controller manager without its node lifecycle
 	// controller; done here first, the counts below are taken of the one
 	// that sleeps through the pause.
-	ns, err := c.Nodes(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if err := c.withoutNodeLifecycle(ctx, ns[0]); err != nil {
 		t.Fatal(err)
 	}
